@@ -1,0 +1,46 @@
+//! The settings the loader writes into the `CONFIG` map and the XDP program reads per SYN.
+
+/// Answer with TS, SACK_PERM and WS options (only correct with `net.ipv4.tcp_timestamps=2`,
+/// see `syn_ack::cookie_tsval`).
+pub const FLAG_TIMESTAMPS: u8 = 1 << 0;
+/// `net.ipv4.tcp_sack` is on: the kernel refuses a cookie ACK whose TSecr claims SACK
+/// when it is off (`cookie_timestamp_decode`), so SACK is only offered when this is set.
+pub const FLAG_SACK: u8 = 1 << 1;
+/// `net.ipv4.tcp_window_scaling` is on: likewise for window scaling.
+pub const FLAG_WSCALE: u8 = 1 << 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The MSS the SYN-ACK advertises: the server's, not the client's.
+    pub mss_ipv4: u16,
+    pub mss_ipv6: u16,
+    /// The window scale the kernel will use for the accepted socket
+    /// (`tcp_select_initial_window`); advertised only in timestamps mode.
+    pub wscale: u8,
+    pub flags: u8,
+    pub _pad: [u8; 2],
+}
+
+impl Config {
+    pub const fn timestamps(&self) -> bool {
+        self.flags & FLAG_TIMESTAMPS != 0
+    }
+
+    pub const fn sack(&self) -> bool {
+        self.flags & FLAG_SACK != 0
+    }
+
+    pub const fn window_scaling(&self) -> bool {
+        self.flags & FLAG_WSCALE != 0
+    }
+}
+
+/// Index of the single entry of the `CONFIG` array map.
+pub const CONFIG_KEY: u32 = 0;
+
+/// Entries of the `PORTS` array map: one per TCP port, non-zero when protected.
+pub const PORTS_LEN: u32 = 1 << 16;
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Config {}

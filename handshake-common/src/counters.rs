@@ -1,0 +1,84 @@
+//! Per-CPU verdict counters: one slot of the `COUNTERS` per-CPU array per variant.
+//!
+//! Every packet the XDP program sees is counted exactly once, so the counters add up to
+//! the packets received.
+
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A SYN to a protected port answered with a cookie SYN-ACK (XDP_TX).
+    SynAckSent = 0,
+    /// A SYN passed because the kernel is not issuing cookies (`bpf_tcp_gen_syncookie`
+    /// gave -ENOENT: `tcp_syncookies=1` and the SYN queue not full, or the accept queue full).
+    SynPassedNoCookie,
+    /// A SYN passed because nothing listens on that address and port (the kernel RSTs).
+    SynPassedNoListener,
+    /// A SYN passed because the 4-tuple belongs to a connection (established, TIME_WAIT or
+    /// a pending request).
+    SynPassedExisting,
+    /// A SYN passed because the helper refused it for another reason, or the SYN-ACK could
+    /// not be built (no tailroom): the kernel answers it itself.
+    SynPassedError,
+    /// A third-packet ACK whose cookie the kernel validated: passed to the kernel.
+    AckValidated,
+    /// An ACK to a listener with no valid cookie: dropped before the kernel RSTs it.
+    AckDroppedForged,
+    /// A packet of an established (or pending) connection to a protected port.
+    PassedEstablished,
+    /// An ACK to a protected port where nothing listens, or cookies are off.
+    AckPassedOther,
+    /// Other TCP to a protected port (RST, FIN without ACK, SYN-ACK, ...).
+    PassedOtherTcp,
+    /// TCP to a port that is not protected.
+    PassedUnprotected,
+    /// Not TCP over IPv4/IPv6, IPv6 with extension headers, or an IPv4 fragment.
+    PassedNotTcp,
+    /// Truncated or inconsistent headers: passed untouched for the kernel to judge.
+    Malformed,
+}
+
+pub const COUNTER_COUNT: u32 = Counter::Malformed as u32 + 1;
+
+/// Every counter in map order, with its metric name and help text.
+pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
+    (Counter::SynAckSent, "syn_ack_sent", "SYNs answered with a cookie SYN-ACK at XDP"),
+    (Counter::SynPassedNoCookie, "syn_passed_no_cookie", "SYNs passed: the kernel is not in cookie mode"),
+    (Counter::SynPassedNoListener, "syn_passed_no_listener", "SYNs passed: no listening socket"),
+    (Counter::SynPassedExisting, "syn_passed_existing", "SYNs passed: the 4-tuple has a connection"),
+    (Counter::SynPassedError, "syn_passed_error", "SYNs passed: the cookie helper or the rewrite failed"),
+    (Counter::AckValidated, "ack_validated", "third ACKs with a valid cookie, passed to the kernel"),
+    (Counter::AckDroppedForged, "ack_dropped_forged", "ACKs to a listener with an invalid cookie, dropped"),
+    (Counter::PassedEstablished, "passed_established", "packets of existing connections, passed"),
+    (Counter::AckPassedOther, "ack_passed_other", "ACKs passed: no listener, or cookies off"),
+    (Counter::PassedOtherTcp, "passed_other_tcp", "other TCP to protected ports (RST, FIN, SYN-ACK), passed"),
+    (Counter::PassedUnprotected, "passed_unprotected", "TCP to unprotected ports, passed"),
+    (Counter::PassedNotTcp, "passed_not_tcp", "not TCP, IPv6 extension headers or IPv4 fragments, passed"),
+    (Counter::Malformed, "malformed", "truncated or inconsistent headers, passed"),
+];
+
+impl Counter {
+    pub const fn name(self) -> &'static str {
+        ALL[self as usize].1
+    }
+
+    /// SYNs to protected ports: the sum of every SYN verdict.
+    pub const SYN_VERDICTS: [Counter; 5] = [
+        Counter::SynAckSent,
+        Counter::SynPassedNoCookie,
+        Counter::SynPassedNoListener,
+        Counter::SynPassedExisting,
+        Counter::SynPassedError,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_in_map_order() {
+        for (index, (counter, _, _)) in ALL.iter().enumerate() {
+            assert_eq!(*counter as usize, index);
+        }
+    }
+}
