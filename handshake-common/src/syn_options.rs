@@ -5,7 +5,7 @@
 //! EOL ends the list, a length below 2 or past the end stops parsing (what was read so far
 //! counts), and an option of the wrong size is skipped.
 
-use crate::tcp::{MAX_WSCALE, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE};
+use crate::tcp::{MAX_OPTIONS_LEN, MAX_WSCALE, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynOptions {
@@ -18,45 +18,87 @@ pub struct SynOptions {
     pub tsval: Option<u32>,
 }
 
-#[inline(always)]
+/// Parses the options of a slice (the host's view, and the tests').
 pub fn parse(options: &[u8]) -> SynOptions {
-    let mut parsed = SynOptions::default();
-    let mut i = 0;
-    // Each pass consumes at least one byte, so this runs at most 40 times: a bound the
-    // verifier can see through the slice length.
-    while i < options.len() {
-        let kind = options[i];
-        if kind == OPT_EOL {
+    parse_with(options.len(), |offset, out| match options.get(offset..offset + out.len()) {
+        Some(bytes) => {
+            out.copy_from_slice(bytes);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Where a walk over the options stands: the XDP program keeps it on its stack between
+/// `bpf_loop` callbacks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Walk {
+    pub offset: usize,
+    pub parsed: SynOptions,
+}
+
+/// Parses `len` bytes of options that `load(offset, out)` copies out, a few at a time.
+pub fn parse_with(len: usize, load: impl Fn(usize, &mut [u8]) -> bool) -> SynOptions {
+    let mut walk = Walk::default();
+    // Every step consumes at least one byte.
+    for _ in 0..MAX_OPTIONS_LEN {
+        if !step(&mut walk, len, &load) {
             break;
         }
-        if kind == OPT_NOP {
-            i += 1;
-            continue;
-        }
-        if i + 1 >= options.len() {
-            break;
-        }
-        let size = options[i + 1] as usize;
-        if size < 2 || i + size > options.len() {
-            break;
-        }
-        match (kind, size) {
-            (OPT_MSS, 4) => parsed.mss = u16::from_be_bytes([options[i + 2], options[i + 3]]),
-            (OPT_WSCALE, 3) => parsed.wscale = Some(options[i + 2].min(MAX_WSCALE)),
-            (OPT_SACK_PERM, 2) => parsed.sack_permitted = true,
-            (OPT_TIMESTAMP, 10) => {
-                parsed.tsval = Some(u32::from_be_bytes([
-                    options[i + 2],
-                    options[i + 3],
-                    options[i + 4],
-                    options[i + 5],
-                ]))
-            }
-            _ => {}
-        }
-        i += size;
     }
-    parsed
+    walk.parsed
+}
+
+/// Reads one option (or one NOP) and returns whether the list goes on.
+///
+/// The XDP program runs this from a `bpf_loop` callback, loading from the packet with
+/// `bpf_xdp_load_bytes`: the verifier then checks one step instead of every path through
+/// forty, which took it past its million-instruction limit.
+#[inline(always)]
+pub fn step(walk: &mut Walk, len: usize, load: impl Fn(usize, &mut [u8]) -> bool) -> bool {
+    let offset = walk.offset;
+    // A lone last byte can only be EOL, NOP or an option cut short: all end the list.
+    let mut head = [0u8; 2];
+    if offset + 2 > len || !load(offset, &mut head) {
+        return false;
+    }
+    let [kind, size] = head;
+    if kind == OPT_EOL {
+        return false;
+    }
+    if kind == OPT_NOP {
+        walk.offset += 1;
+        return true;
+    }
+    let size = size as usize;
+    if size < 2 || offset + size > len {
+        return false;
+    }
+    let parsed = &mut walk.parsed;
+    match (kind, size) {
+        (OPT_MSS, 4) => {
+            let mut mss = [0u8; 2];
+            if load(offset + 2, &mut mss) {
+                parsed.mss = u16::from_be_bytes(mss);
+            }
+        }
+        (OPT_WSCALE, 3) => {
+            let mut wscale = [0u8; 1];
+            if load(offset + 2, &mut wscale) {
+                parsed.wscale = Some(wscale[0].min(MAX_WSCALE));
+            }
+        }
+        (OPT_SACK_PERM, 2) => parsed.sack_permitted = true,
+        (OPT_TIMESTAMP, 10) => {
+            let mut tsval = [0u8; 4];
+            if load(offset + 2, &mut tsval) {
+                parsed.tsval = Some(u32::from_be_bytes(tsval));
+            }
+        }
+        _ => {}
+    }
+    walk.offset += size;
+    true
 }
 
 #[cfg(test)]

@@ -1,1 +1,16 @@
+//! The handshake loader: loads the XDP program, configures it from the command line and
+//! the kernel's sysctls, attaches it, and reads its counters.
 
+pub mod counters;
+pub mod demo;
+pub mod interface;
+pub mod kernel_tcp;
+pub mod lab;
+pub mod loader;
+pub mod mss;
+pub mod ports;
+pub mod privileges;
+pub mod run;
+
+/// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.
+pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/handshake-xdp"));

@@ -1,0 +1,59 @@
+//! The third packet of a handshake: an ACK to a listener can only be valid if it echoes a
+//! cookie. The kernel checks it again when it arrives; we check first so that forged ACKs
+//! cost the kernel nothing (no lookup in its stack, no RST in reply).
+
+use core::ffi::c_void;
+
+use aya_ebpf::{bindings::{tcphdr, xdp_action}, helpers::generated::bpf_tcp_check_syncookie, programs::XdpContext};
+use handshake_common::counters::Counter;
+use network_types::{
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+};
+
+use crate::{
+    headers::{Family, IP_OFFSET, Segment, ptr_at},
+    listener::{self, Socket},
+};
+
+/// `bpf_tcp_check_syncookie` answers -ENOENT for a cookie that does not verify, or when the
+/// listener issued no cookie in the last two minutes (`tcp_synq_no_recent_overflow`), and
+/// -EACCES on older kernels: either way the kernel would refuse the ACK.
+const ENOENT: i64 = -2;
+const EACCES: i64 = -13;
+
+pub fn check(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    let sk = match listener::lookup(ctx, segment) {
+        Socket::Listener(sk) => sk,
+        Socket::Connection => return (xdp_action::XDP_PASS, Counter::PassedEstablished),
+        Socket::None => return (xdp_action::XDP_PASS, Counter::AckPassedOther),
+    };
+    let result = check_cookie(ctx, segment, sk as *mut c_void);
+    listener::release(sk);
+    match result {
+        0 => (xdp_action::XDP_PASS, Counter::AckValidated),
+        ENOENT | EACCES => (xdp_action::XDP_DROP, Counter::AckDroppedForged),
+        // -EINVAL: cookies are off (`tcp_syncookies=0`); the kernel decides.
+        _ => (xdp_action::XDP_PASS, Counter::AckPassedOther),
+    }
+}
+
+/// Unlike the SYN helper, this one reads only the fixed TCP header (seq, ack_seq, flags),
+/// so one constant length is enough.
+#[inline(always)]
+fn check_cookie(ctx: &XdpContext, segment: &Segment, sk: *mut c_void) -> i64 {
+    let Some(th) = ptr_at::<TcpHdr>(ctx, segment.tcp_offset) else {
+        return -22;
+    };
+    let (iph, iph_len) = match segment.family {
+        Family::Ipv4 => match ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET) {
+            Some(ip) => (ip as *mut c_void, Ipv4Hdr::LEN),
+            None => return -22,
+        },
+        Family::Ipv6 => match ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET) {
+            Some(ip) => (ip as *mut c_void, Ipv6Hdr::LEN),
+            None => return -22,
+        },
+    };
+    unsafe { bpf_tcp_check_syncookie(sk, iph, iph_len as u32, th as *mut tcphdr, TcpHdr::LEN as u32) }
+}

@@ -1,0 +1,88 @@
+//! The handshake XDP program: packet -> parse -> decide -> (rewrite | pass | drop) -> count.
+//!
+//! - `headers.rs`  finds Ethernet, IPv4/IPv6 and TCP and checks every length;
+//! - `syn.rs`      answers a SYN to a protected port with the kernel's own cookie;
+//! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
+//! - `syn_options.rs` reads the SYN's options (timestamps mode only);
+//! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
+//! - `listener.rs` finds the socket a segment belongs to;
+//! - `maps.rs`     holds the configuration, the protected ports and the counters.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod ack;
+#[cfg(target_arch = "bpf")]
+mod headers;
+#[cfg(target_arch = "bpf")]
+mod listener;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod syn;
+#[cfg(target_arch = "bpf")]
+mod syn_ack;
+#[cfg(target_arch = "bpf")]
+mod syn_options;
+
+#[cfg(target_arch = "bpf")]
+mod program {
+    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use handshake_common::{counters::Counter, tcp};
+
+    use crate::{
+        ack,
+        headers::{self, Parsed},
+        maps, syn,
+    };
+
+    #[xdp]
+    pub fn handshake(ctx: XdpContext) -> u32 {
+        let (action, counter) = decide(&ctx);
+        maps::count(counter);
+        action
+    }
+
+    fn decide(ctx: &XdpContext) -> (u32, Counter) {
+        let segment = match headers::parse(ctx) {
+            Parsed::Tcp(segment) => segment,
+            Parsed::NotTcp => return (xdp_action::XDP_PASS, Counter::PassedNotTcp),
+            Parsed::Malformed => return (xdp_action::XDP_PASS, Counter::Malformed),
+        };
+        if !maps::is_protected(segment.dest_port) {
+            return (xdp_action::XDP_PASS, Counter::PassedUnprotected);
+        }
+        let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
+        if flags == tcp::SYN {
+            return syn::answer(ctx, &segment);
+        }
+        // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
+        if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
+            return ack::check(ctx, &segment);
+        }
+        (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
+    }
+
+    /// A program that passes everything. XDP_TX on a veth is only delivered when the peer
+    /// veth has an XDP program too (veth_xdp_xmit needs the peer's XDP rings); tests and the
+    /// demo attach this one there.
+    #[xdp]
+    pub fn handshake_pass(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    /// The helpers we call are GPL-only.
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 4] = *b"GPL\0";
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    panic!("handshake-xdp is built for bpfel-unknown-none by handshake-user's build.rs");
+}

@@ -1,0 +1,97 @@
+//! A SYN to a protected port: ask the kernel for the cookie it would send itself, then
+//! turn the SYN into that SYN-ACK.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{bpf_sock, tcphdr, xdp_action},
+    helpers::generated::bpf_tcp_gen_syncookie,
+    programs::XdpContext,
+};
+use aya_log_ebpf::warn;
+use handshake_common::counters::Counter;
+use network_types::{
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+};
+
+use crate::{
+    headers::{Family, IP_OFFSET, Segment, ptr_at},
+    listener::{self, Socket},
+    syn_ack,
+};
+
+/// -ENOENT: the kernel would not send a cookie now (`tcp_syncookies=1` and the SYN queue
+/// has room, or the accept queue is full), so the SYN is the kernel's to answer.
+const ENOENT: i64 = -2;
+
+/// What the cookie helper said.
+pub struct Cookie {
+    pub cookie: u32,
+    /// The MSS the cookie encodes: the client's, rounded down to the kernel's table.
+    pub mss: u16,
+}
+
+pub fn answer(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    let sk = match listener::lookup(ctx, segment) {
+        Socket::Listener(sk) => sk,
+        Socket::Connection => return (xdp_action::XDP_PASS, Counter::SynPassedExisting),
+        Socket::None => return (xdp_action::XDP_PASS, Counter::SynPassedNoListener),
+    };
+    let cookie = generate(ctx, segment, sk);
+    listener::release(sk);
+    let cookie = match cookie {
+        Ok(cookie) => cookie,
+        Err(ENOENT) => return (xdp_action::XDP_PASS, Counter::SynPassedNoCookie),
+        Err(error) => {
+            warn!(ctx, "bpf_tcp_gen_syncookie failed: {}", error);
+            return (xdp_action::XDP_PASS, Counter::SynPassedError);
+        }
+    };
+    if syn_ack::rewrite(ctx, segment, &cookie).is_err() {
+        return (xdp_action::XDP_PASS, Counter::SynPassedError);
+    }
+    (xdp_action::XDP_TX, Counter::SynAckSent)
+}
+
+/// The helper insists that `th_len` equals the data offset and that the verifier can see
+/// all of it inside the packet, so each of the eleven possible lengths gets its own
+/// constant-length bounds check and call.
+#[inline(always)]
+fn generate(ctx: &XdpContext, segment: &Segment, sk: *mut bpf_sock) -> Result<Cookie, i64> {
+    match segment.tcp_header_len {
+        20 => generate_with::<20>(ctx, segment, sk),
+        24 => generate_with::<24>(ctx, segment, sk),
+        28 => generate_with::<28>(ctx, segment, sk),
+        32 => generate_with::<32>(ctx, segment, sk),
+        36 => generate_with::<36>(ctx, segment, sk),
+        40 => generate_with::<40>(ctx, segment, sk),
+        44 => generate_with::<44>(ctx, segment, sk),
+        48 => generate_with::<48>(ctx, segment, sk),
+        52 => generate_with::<52>(ctx, segment, sk),
+        56 => generate_with::<56>(ctx, segment, sk),
+        60 => generate_with::<60>(ctx, segment, sk),
+        _ => Err(-22),
+    }
+}
+
+#[inline(always)]
+fn generate_with<const TH_LEN: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    sk: *mut bpf_sock,
+) -> Result<Cookie, i64> {
+    let th = ptr_at::<[u8; TH_LEN]>(ctx, segment.tcp_offset).ok_or(-22i64)?;
+    // The helper reads only the addresses, so the fixed part of the IP header is enough.
+    let (iph, iph_len) = match segment.family {
+        Family::Ipv4 => (ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void, Ipv4Hdr::LEN),
+        Family::Ipv6 => (ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void, Ipv6Hdr::LEN),
+    };
+    let result = unsafe {
+        bpf_tcp_gen_syncookie(sk as *mut c_void, iph, iph_len as u32, th as *mut tcphdr, TH_LEN as u32)
+    };
+    if result < 0 {
+        return Err(result);
+    }
+    Ok(Cookie { cookie: result as u32, mss: (result >> 32) as u16 })
+}

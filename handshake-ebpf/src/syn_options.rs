@@ -1,0 +1,54 @@
+//! Reading the SYN's TCP options from the packet, one option per `bpf_loop` callback.
+//!
+//! A plain loop over up to 40 bytes of options had the verifier walk every layout path
+//! and stop at its million-instruction limit; a callback is verified as one step.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::xdp_md,
+    helpers::generated::{bpf_loop, bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
+use handshake_common::{
+    syn_options::{self, SynOptions, Walk},
+    tcp::{HEADER_LEN, MAX_OPTIONS_LEN},
+};
+
+#[repr(C)]
+struct OptionsWalk {
+    ctx: *mut xdp_md,
+    /// Offset of the first option byte in the frame.
+    start: u32,
+    len: usize,
+    walk: Walk,
+}
+
+pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
+    let mut walk = OptionsWalk {
+        ctx: ctx.ctx,
+        start: (tcp_offset + HEADER_LEN) as u32,
+        len: tcp_header_len.saturating_sub(HEADER_LEN),
+        walk: Walk::default(),
+    };
+    unsafe {
+        bpf_loop(
+            MAX_OPTIONS_LEN as u32,
+            step as *const () as *mut c_void,
+            &mut walk as *mut OptionsWalk as *mut c_void,
+            0,
+        )
+    };
+    walk.walk.parsed
+}
+
+/// bpf_loop's callback: 0 goes on, 1 stops.
+#[inline(never)]
+extern "C" fn step(_index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(walk as *mut OptionsWalk) };
+    let (ctx, start) = (walk.ctx, walk.start);
+    let load = |offset: usize, out: &mut [u8]| unsafe {
+        bpf_xdp_load_bytes(ctx, start + offset as u32, out.as_mut_ptr() as *mut c_void, out.len() as u32) == 0
+    };
+    if syn_options::step(&mut walk.walk, walk.len, load) { 0 } else { 1 }
+}

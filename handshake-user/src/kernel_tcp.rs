@@ -1,0 +1,119 @@
+//! The TCP sysctls of the network namespace handshake runs in, and what they mean for
+//! cookies answered at XDP. Read from /proc/sys/net, which shows the namespace of the
+//! reading thread.
+
+use std::fs;
+
+use anyhow::{Context as _, bail};
+use handshake_common::{
+    config::{Config, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
+    tcp::MAX_WSCALE,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelTcp {
+    pub syncookies: u32,
+    pub timestamps: u32,
+    pub sack: bool,
+    pub window_scaling: bool,
+    /// The window scale `tcp_select_initial_window` picks for an accepted socket.
+    pub wscale: u8,
+}
+
+fn read(name: &str) -> anyhow::Result<String> {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    fs::read_to_string(&path).with_context(|| format!("reading {path} failed"))
+}
+
+fn read_u32(name: &str) -> anyhow::Result<u32> {
+    let text = read(name)?;
+    text.trim().parse().with_context(|| format!("{name} holds {text:?}, not a number"))
+}
+
+impl KernelTcp {
+    pub fn read() -> anyhow::Result<Self> {
+        let tcp_rmem_max = read("net.ipv4.tcp_rmem")?
+            .split_whitespace()
+            .nth(2)
+            .and_then(|max| max.parse::<u32>().ok())
+            .context("net.ipv4.tcp_rmem does not hold three numbers")?;
+        let rmem_max = read_u32("net.core.rmem_max")?;
+        Ok(Self {
+            syncookies: read_u32("net.ipv4.tcp_syncookies")?,
+            timestamps: read_u32("net.ipv4.tcp_timestamps")?,
+            sack: read_u32("net.ipv4.tcp_sack")? != 0,
+            window_scaling: read_u32("net.ipv4.tcp_window_scaling")? != 0,
+            wscale: initial_wscale(tcp_rmem_max.max(rmem_max)),
+        })
+    }
+
+    /// The configuration the XDP program gets, refusing `--timestamps` where the kernel
+    /// would misread the options we hide in TSval.
+    pub fn config(&self, mss_ipv4: u16, mss_ipv6: u16, timestamps: bool) -> anyhow::Result<Config> {
+        let mut flags = 0;
+        if timestamps {
+            if self.timestamps != 2 {
+                bail!(
+                    "--timestamps needs net.ipv4.tcp_timestamps=2 (it is {}): with 1 the kernel offsets the echoed timestamp by a per-connection secret and decodes the options from it at random; run `sysctl -w net.ipv4.tcp_timestamps=2` or leave out --timestamps",
+                    self.timestamps
+                );
+            }
+            flags |= FLAG_TIMESTAMPS;
+        }
+        if self.sack {
+            flags |= FLAG_SACK;
+        }
+        if self.window_scaling {
+            flags |= FLAG_WSCALE;
+        }
+        Ok(Config { mss_ipv4, mss_ipv6, wscale: self.wscale, flags, _pad: [0; 2] })
+    }
+
+    /// What the sysctls mean for a server behind handshake, one line each.
+    pub fn describe(&self) -> [String; 2] {
+        let cookies = match self.syncookies {
+            0 => "tcp_syncookies=0: the kernel issues no cookies, so handshake answers no SYN; set it to 1 or 2".to_owned(),
+            1 => "tcp_syncookies=1: the kernel answers SYNs while its SYN queue has room; handshake answers at XDP once it overflows (a flood)".to_owned(),
+            2 => "tcp_syncookies=2: every SYN to a protected port is answered at XDP with a cookie".to_owned(),
+            other => format!("tcp_syncookies={other}: unknown value"),
+        };
+        let timestamps = match self.timestamps {
+            2 => "tcp_timestamps=2: --timestamps can carry window scaling and SACK in cookie SYN-ACKs".to_owned(),
+            other => format!(
+                "tcp_timestamps={other}: cookie SYN-ACKs carry MSS only (no window scaling or SACK for those connections); tcp_timestamps=2 allows --timestamps"
+            ),
+        };
+        [cookies, timestamps]
+    }
+}
+
+/// `tcp_select_initial_window` (net/ipv4/tcp_output.c): the scale that lets the largest
+/// receive buffer (max of tcp_rmem[2] and rmem_max) fit a 16-bit window, at most 14.
+pub fn initial_wscale(space: u32) -> u8 {
+    let log2 = 31 - space.max(1).leading_zeros();
+    log2.saturating_sub(15).min(u32::from(MAX_WSCALE)) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wscale_follows_the_largest_buffer() {
+        assert_eq!(initial_wscale(33_554_432), 10); // Linux 6.18's tcp_rmem[2]
+        assert_eq!(initial_wscale(6_291_456), 7); // Linux 5.x-6.15
+        assert_eq!(initial_wscale(65_535), 0);
+        assert_eq!(initial_wscale(u32::MAX), 14);
+    }
+
+    #[test]
+    fn timestamps_need_mode_2() {
+        let kernel = KernelTcp { syncookies: 2, timestamps: 1, sack: true, window_scaling: true, wscale: 10 };
+        let error = kernel.config(1460, 1440, true).unwrap_err().to_string();
+        assert!(error.starts_with("--timestamps needs net.ipv4.tcp_timestamps=2 (it is 1)"), "{error}");
+        let config = kernel.config(1460, 1440, false).unwrap();
+        assert_eq!(config.flags, FLAG_SACK | FLAG_WSCALE);
+        let config = KernelTcp { timestamps: 2, ..kernel }.config(1460, 1440, true).unwrap();
+        assert_eq!(config, Config { mss_ipv4: 1460, mss_ipv6: 1440, wscale: 10, flags: 7, _pad: [0; 2] });
+    }
+}

@@ -1,0 +1,87 @@
+//! A real TCP service and real clients for the lab: the server echoes what it reads, the
+//! client sends a line and expects it back.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use super::netns::spawn_in;
+
+/// An echo server listening on [::]:port (IPv4 and IPv6) inside a namespace.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EchoServer {
+    pub fn start(ns: &str, port: u16) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stopping = stop.clone();
+        let thread = spawn_in(ns, move || {
+            let listener = match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            listener.set_nonblocking(true).expect("nonblocking listener");
+            let _ = ready_tx.send(Ok(()));
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        thread::spawn(move || echo(stream));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        })?;
+        ready_rx.recv()?.with_context(|| format!("binding the echo server to port {port} failed"))?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+fn echo(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 || stream.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Connects to `server` from the calling thread's namespace, sends `message` and checks it
+/// comes back unchanged.
+pub fn exchange(server: SocketAddr, message: &[u8]) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
+        .with_context(|| format!("connecting to {server} failed"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(message)?;
+    let mut reply = vec![0u8; message.len()];
+    stream.read_exact(&mut reply).with_context(|| format!("reading the echo from {server} failed"))?;
+    if reply != message {
+        bail!("{server} echoed {reply:?} for {message:?}");
+    }
+    Ok(())
+}
