@@ -1,1 +1,85 @@
-fn main() {}
+//! `cargo xtask`: the developer's front door.
+//!
+//! - `setup`: what a fresh Debian machine needs to build and test (run by every other command);
+//! - `build`: the `handshake` binary with the XDP program embedded;
+//! - `test`:  every test, unit and privileged, as CI runs them;
+//! - `demo`:  a namespace lab with handshake in front of a real service.
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install nightly rust-src, bpf-linker (cached) and the Debian packages the tests use.
+    Setup,
+    /// Build the `handshake` binary (release) with the XDP program embedded.
+    Build,
+    /// Run every test: host unit tests, BPF_PROG_TEST_RUN golden packets, namespace
+    /// end-to-end tests. Needs root.
+    Test {
+        /// Passed on to the test binaries (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Build a namespace lab, attach handshake in front of an echo service, connect
+    /// through it and show the counters. Needs root.
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let tools = setup::run()?;
+    match cli.command {
+        Task::Setup => Ok(()),
+        Task::Build => cargo(&tools, &["build", "--release", "--package", "handshake-user"]),
+        Task::Test { args } => {
+            require_root("the tests attach XDP programs and create network namespaces")?;
+            let mut command = vec!["test", "--workspace", "--exclude", "handshake-ebpf", "--"];
+            command.extend(args.iter().map(String::as_str));
+            cargo(&tools, &command)
+        }
+        Task::Demo => {
+            require_root("the demo creates network namespaces and attaches XDP")?;
+            cargo(&tools, &["build", "--release", "--package", "handshake-user"])?;
+            let binary = setup::workspace_root().join("target/release/handshake");
+            run(Command::new(binary).arg("demo"))
+        }
+    }
+}
+
+fn cargo(tools: &setup::Tools, args: &[&str]) -> anyhow::Result<()> {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.args(args).current_dir(setup::workspace_root()).env("PATH", tools.path());
+    run(&mut command)
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("starting {command:?} failed"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn require_root(why: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        bail!("run this as root: {why} (e.g. `sudo -E cargo xtask ...`)");
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}

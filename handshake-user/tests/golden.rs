@@ -1,0 +1,317 @@
+//! Golden packets through BPF_PROG_TEST_RUN: an input frame, the verdict, the exact output
+//! frame (checksums recomputed independently in `common::packet`) and the exact counters.
+//!
+//! The program looks up listeners in the namespace of the thread that runs the test, so
+//! each test runs inside a lab's server namespace with an echo server on port 8080.
+//! Port 9090 is protected but has no listener; port 7070 is not protected.
+
+mod common;
+
+use std::{net::SocketAddr, time::Duration};
+
+use aya::programs::{TestRun as _, TestRunOptions};
+use common::packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp};
+use handshake::{
+    counters::Snapshot,
+    kernel_tcp::KernelTcp,
+    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo::EchoServer, run_in},
+    loader::Handshake,
+};
+use handshake_common::counters::{ALL, Counter};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const PROTECTED: u16 = 8080;
+const NO_LISTENER: u16 = 9090;
+const UNPROTECTED: u16 = 7070;
+const CLIENT_PORT: u16 = 40000;
+const CLIENT_SEQ: u32 = 0xfeed_f00d;
+
+const CLIENT: [u8; 4] = CLIENT_V4.octets();
+const SERVER: [u8; 4] = SERVER_V4.octets();
+const CLIENT6: [u8; 16] = CLIENT_V6.octets();
+const SERVER6: [u8; 16] = SERVER_V6.octets();
+
+struct Bed {
+    handshake: Handshake,
+    wscale: u8,
+}
+
+struct Outcome {
+    verdict: u32,
+    output: Vec<u8>,
+    counted: Snapshot,
+}
+
+impl Bed {
+    fn run(&mut self, input: &[u8]) -> Outcome {
+        let before = self.handshake.counters().unwrap();
+        let mut output = vec![0u8; input.len() + 64];
+        let result = self
+            .handshake
+            .program()
+            .unwrap()
+            .test_run(TestRunOptions { data_in: Some(input), data_out: Some(&mut output), ..TestRunOptions::new() })
+            .expect("BPF_PROG_TEST_RUN failed");
+        output.truncate(result.data_size_out as usize);
+        let counted = self.handshake.counters().unwrap().since(&before);
+        Outcome { verdict: result.return_value, output, counted }
+    }
+}
+
+/// Exactly one counter moved, by one.
+fn assert_counted(outcome: &Outcome, expected: Counter) {
+    for (counter, name, _) in ALL {
+        let want = u64::from(counter == expected);
+        assert_eq!(outcome.counted.get(counter), want, "counter {name}");
+    }
+}
+
+fn assert_passed_untouched(bed: &mut Bed, input: &[u8], expected: Counter) {
+    let outcome = bed.run(input);
+    assert_eq!(outcome.verdict, XDP_PASS, "verdict for a {expected:?} frame");
+    assert_eq!(outcome.output, input, "a passed frame must not change");
+    assert_counted(&outcome, expected);
+}
+
+/// Runs `test` in a fresh lab's server namespace with the program loaded (not attached).
+fn with_bed(syncookies: &'static str, timestamps: bool, test: impl FnOnce(&mut Bed) + Send + 'static) {
+    common::require_root();
+    let lab = Lab::create("golden").unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies).unwrap();
+    if timestamps {
+        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2").unwrap();
+    }
+    let _server = EchoServer::start(&lab.server, PROTECTED).unwrap();
+    let result = run_in(&lab.server, move || {
+        let kernel = KernelTcp::read().unwrap();
+        let mut handshake = Handshake::load().unwrap();
+        handshake.set_config(&kernel.config(1460, 1440, timestamps).unwrap()).unwrap();
+        handshake.set_ports(&[PROTECTED, NO_LISTENER]).unwrap();
+        test(&mut Bed { handshake, wscale: kernel.wscale });
+    });
+    result.expect("the test failed inside the server namespace (see the panic above)");
+}
+
+fn syn_v4(options: &[u8]) -> Vec<u8> {
+    packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options))
+}
+
+/// The SYN-ACK we expect for a SYN from the client: everything but the cookie is known.
+fn syn_ack_v4(cookie: u32, window: u16, options: &[u8]) -> Vec<u8> {
+    let tcp = Tcp { source_port: PROTECTED, dest_port: CLIENT_PORT, seq: cookie, ack: CLIENT_SEQ.wrapping_add(1), flags: SYN | ACK, window, options, payload: &[] };
+    packet::ipv4(SERVER, CLIENT, &[], &tcp)
+}
+
+fn cookie_of(frame: &[u8], tcp_offset: usize) -> u32 {
+    u32::from_be_bytes(frame[tcp_offset + 4..tcp_offset + 8].try_into().unwrap())
+}
+
+/// The client's third packet for `cookie`, checked the way the kernel will check it.
+fn third_ack_v4(cookie: u32) -> Vec<u8> {
+    let tcp = Tcp { source_port: CLIENT_PORT, dest_port: PROTECTED, seq: CLIENT_SEQ.wrapping_add(1), ack: cookie.wrapping_add(1), flags: ACK, window: 502, options: &[], payload: &[] };
+    packet::ipv4(CLIENT, SERVER, &[], &tcp)
+}
+
+const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+
+#[test]
+fn ipv4_syn_without_options_gets_mss_syn_ack_and_its_cookie_validates() {
+    with_bed("2", false, |bed| {
+        let syn = syn_v4(&[]);
+        let outcome = bed.run(&syn);
+        assert_eq!(outcome.verdict, XDP_TX);
+        assert_counted(&outcome, Counter::SynAckSent);
+        // No MSS from the client: the kernel assumes 536 (RFC 9293 3.7.1), whose cookie
+        // window is 65535 rounded down to a multiple of 536. 4 bytes longer: the MSS option.
+        let cookie = cookie_of(&outcome.output, 34);
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 65392, &MSS_1460));
+        assert_eq!(outcome.output.len(), syn.len() + 4);
+
+        let valid = bed.run(&third_ack_v4(cookie));
+        assert_eq!(valid.verdict, XDP_PASS);
+        assert_counted(&valid, Counter::AckValidated);
+
+        let forged = bed.run(&third_ack_v4(cookie ^ 0x00ff_0000));
+        assert_eq!(forged.verdict, XDP_DROP);
+        assert_counted(&forged, Counter::AckDroppedForged);
+    });
+}
+
+#[test]
+fn ipv4_syn_with_linux_options_gets_mss_only_without_timestamps_mode() {
+    with_bed("2", false, |bed| {
+        let syn = syn_v4(&LINUX_SYN_OPTIONS);
+        let outcome = bed.run(&syn);
+        assert_eq!(outcome.verdict, XDP_TX);
+        assert_counted(&outcome, Counter::SynAckSent);
+        let cookie = cookie_of(&outcome.output, 34);
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
+        assert_eq!(outcome.output.len(), syn.len() - 16);
+        assert_eq!(bed.run(&third_ack_v4(cookie)).verdict, XDP_PASS);
+    });
+}
+
+fn monotonic_ms() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
+}
+
+#[test]
+fn ipv4_syn_in_timestamps_mode_carries_sack_ts_and_wscale() {
+    with_bed("2", true, |bed| {
+        let before_ms = monotonic_ms();
+        let outcome = bed.run(&syn_v4(&LINUX_SYN_OPTIONS));
+        let after_ms = monotonic_ms();
+        assert_eq!(outcome.verdict, XDP_TX);
+        assert_counted(&outcome, Counter::SynAckSent);
+        let tsval = u32::from_be_bytes(outcome.output[62..66].try_into().unwrap());
+        // cookie_init_timestamp: low 6 bits = client wscale 7 | SACK (0x10); the rest is
+        // the millisecond clock, at most 64 ms behind.
+        assert_eq!(tsval & 0x3f, 0x17);
+        assert!(
+            u64::from(tsval) + 64 >= before_ms & 0xffff_ffff && u64::from(tsval) <= after_ms & 0xffff_ffff,
+            "TSval {tsval} is not the monotonic clock ({before_ms}..{after_ms} ms)"
+        );
+        let cookie = cookie_of(&outcome.output, 34);
+        let [t0, t1, t2, t3] = tsval.to_be_bytes();
+        let options = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, t0, t1, t2, t3, 1, 2, 3, 4, 1, 3, 3, bed.wscale];
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &options));
+    });
+}
+
+#[test]
+fn timestamps_mode_without_client_timestamps_sends_mss_only() {
+    with_bed("2", true, |bed| {
+        let options = [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
+        let outcome = bed.run(&syn_v4(&options));
+        assert_eq!(outcome.verdict, XDP_TX);
+        let cookie = cookie_of(&outcome.output, 34);
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
+    });
+}
+
+#[test]
+fn ipv4_options_are_not_echoed() {
+    with_bed("2", false, |bed| {
+        // IHL 6: one 4-byte option word of NOPs then EOL.
+        let syn = packet::ipv4(CLIENT, SERVER, &[1, 1, 1, 0], &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460));
+        let outcome = bed.run(&syn);
+        assert_eq!(outcome.verdict, XDP_TX);
+        let cookie = cookie_of(&outcome.output, 34);
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
+        assert_eq!(bed.run(&third_ack_v4(cookie)).verdict, XDP_PASS);
+    });
+}
+
+#[test]
+fn ipv6_syn_with_and_without_options() {
+    with_bed("2", false, |bed| {
+        for options in [&LINUX_SYN_OPTIONS[..], &[][..]] {
+            let syn = packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options));
+            let outcome = bed.run(&syn);
+            assert_eq!(outcome.verdict, XDP_TX, "SYN with options {options:?}");
+            assert_counted(&outcome, Counter::SynAckSent);
+            let cookie = cookie_of(&outcome.output, 54);
+            // IPv6 cookie MSS table: 1460 -> 1440; none -> the IPv6 minimum 1220.
+            let window = if options.is_empty() { 65535 - 65535 % 1220 } else { 65535 - 65535 % 1440 };
+            let tcp = Tcp { source_port: PROTECTED, dest_port: CLIENT_PORT, seq: cookie, ack: CLIENT_SEQ + 1, flags: SYN | ACK, window, options: &[2, 4, 0x05, 0xa0], payload: &[] };
+            assert_eq!(outcome.output, packet::ipv6(SERVER6, CLIENT6, 64, &tcp));
+
+            let ack = Tcp { source_port: CLIENT_PORT, dest_port: PROTECTED, seq: CLIENT_SEQ + 1, ack: cookie.wrapping_add(1), flags: ACK, window: 502, options: &[], payload: &[] };
+            let valid = bed.run(&packet::ipv6(CLIENT6, SERVER6, 64, &ack));
+            assert_eq!(valid.verdict, XDP_PASS);
+            assert_counted(&valid, Counter::AckValidated);
+            // Not cookie + 2: the kernel adds the MSS index to the cookie rather than hashing
+            // it, so a neighbouring value can decode as another valid MSS.
+            let forged = Tcp { ack: (cookie ^ 0x00ff_0000).wrapping_add(1), ..ack };
+            let forged = bed.run(&packet::ipv6(CLIENT6, SERVER6, 64, &forged));
+            assert_eq!(forged.verdict, XDP_DROP);
+            assert_counted(&forged, Counter::AckDroppedForged);
+        }
+    });
+}
+
+#[test]
+fn syns_the_kernel_must_answer_pass_untouched() {
+    with_bed("2", false, |bed| {
+        let unprotected = packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, UNPROTECTED, CLIENT_SEQ, &MSS_1460));
+        assert_passed_untouched(bed, &unprotected, Counter::PassedUnprotected);
+        let no_listener = packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, NO_LISTENER, CLIENT_SEQ, &MSS_1460));
+        assert_passed_untouched(bed, &no_listener, Counter::SynPassedNoListener);
+    });
+}
+
+#[test]
+fn without_cookie_mode_syns_go_to_the_kernel() {
+    with_bed("1", false, |bed| {
+        assert_passed_untouched(bed, &syn_v4(&LINUX_SYN_OPTIONS), Counter::SynPassedNoCookie);
+    });
+}
+
+#[test]
+fn other_tcp_to_protected_ports_passes() {
+    with_bed("2", false, |bed| {
+        for flags in [RST, FIN, SYN | ACK, SYN | RST, SYN | FIN, 0] {
+            let tcp = Tcp { flags, ..Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[]) };
+            assert_passed_untouched(bed, &packet::ipv4(CLIENT, SERVER, &[], &tcp), Counter::PassedOtherTcp);
+        }
+    });
+}
+
+#[test]
+fn not_tcp_passes() {
+    with_bed("2", false, |bed| {
+        let mut udp = syn_v4(&[]);
+        udp[23] = 17;
+        assert_passed_untouched(bed, &udp, Counter::PassedNotTcp);
+        let mut fragment = syn_v4(&[]);
+        fragment[20] = 0x20; // More Fragments
+        assert_passed_untouched(bed, &fragment, Counter::PassedNotTcp);
+        let mut arp = packet::ethernet(packet::SERVER_MAC, packet::CLIENT_MAC, [0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        assert_passed_untouched(bed, &arp, Counter::PassedNotTcp);
+        let mut ipv6_extension = packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[]));
+        ipv6_extension[20] = 0; // Hop-by-Hop Options header next
+        assert_passed_untouched(bed, &ipv6_extension, Counter::PassedNotTcp);
+    });
+}
+
+#[test]
+fn truncated_frames_are_malformed_and_pass() {
+    with_bed("2", false, |bed| {
+        for syn in [syn_v4(&LINUX_SYN_OPTIONS), packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &LINUX_SYN_OPTIONS))] {
+            // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
+            for len in 14..syn.len() {
+                let outcome = bed.run(&syn[..len]);
+                assert_eq!(outcome.verdict, XDP_PASS, "truncated to {len} bytes");
+                assert_eq!(outcome.output, &syn[..len]);
+                assert_counted(&outcome, Counter::Malformed);
+            }
+        }
+        let mut bad_offset = syn_v4(&[]);
+        bad_offset[46] = 4 << 4; // data offset 4 < 5
+        assert_passed_untouched(bed, &bad_offset, Counter::Malformed);
+        let mut bad_ihl = syn_v4(&[]);
+        bad_ihl[14] = 0x44;
+        assert_passed_untouched(bed, &bad_ihl, Counter::Malformed);
+    });
+}
+
+#[test]
+fn established_connections_pass() {
+    with_bed("2", false, |bed| {
+        // A real connection, made inside the namespace (the program is not attached here).
+        let server = SocketAddr::new(SERVER_V4.into(), PROTECTED);
+        let stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(3)).unwrap();
+        let local = stream.local_addr().unwrap();
+        let std::net::IpAddr::V4(local_ip) = local.ip() else { panic!("IPv4 expected") };
+        let tcp = Tcp { source_port: local.port(), dest_port: PROTECTED, seq: 1, ack: 1, flags: ACK, window: 502, options: &[], payload: b"data" };
+        let frame = packet::ipv4(local_ip.octets(), SERVER, &[], &tcp);
+        assert_passed_untouched(bed, &frame, Counter::PassedEstablished);
+        drop(stream);
+    });
+}

@@ -1,0 +1,157 @@
+//! Making a fresh machine able to build and test handshake, idempotently:
+//! 1. the nightly toolchain's `rust-src` (the XDP program is built with -Z build-std=core);
+//! 2. bpf-linker, built once against the nightly's own libLLVM and cached outside the
+//!    clone (`$HANDSHAKE_CACHE`, default `~/.cache/handshake`);
+//! 3. the Debian packages the tests and the demo call (iproute2, ethtool).
+
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages and a command each provides.
+const PACKAGES: [(&str, &str); 3] = [("iproute2", "ip"), ("iproute2", "nstat"), ("ethtool", "ethtool")];
+
+pub struct Tools {
+    bpf_linker_bin: PathBuf,
+}
+
+impl Tools {
+    /// PATH with bpf-linker's folder first.
+    pub fn path(&self) -> OsString {
+        let mut paths = vec![self.bpf_linker_bin.clone()];
+        paths.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+        env::join_paths(paths).expect("PATH entries contain no separator")
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+pub fn run() -> anyhow::Result<Tools> {
+    rust_src()?;
+    let bpf_linker_bin = bpf_linker()?;
+    debian_packages()?;
+    Ok(Tools { bpf_linker_bin })
+}
+
+fn cache_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = env::var_os("HANDSHAKE_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .ok_or_else(|| anyhow!("neither HANDSHAKE_CACHE, XDG_CACHE_HOME nor HOME is set; set HANDSHAKE_CACHE to a folder for cached tools"))?;
+    Ok(base.join("handshake"))
+}
+
+fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(program).args(args).output().with_context(|| format!("running {program} failed"))?;
+    if !output.status.success() {
+        bail!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn step(what: &str, command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("setup: {what}");
+    let status = command.status().with_context(|| format!("starting {command:?} failed"))?;
+    if !status.success() {
+        bail!("setup: {what} failed ({status}); see the output above");
+    }
+    Ok(())
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output("rustup", &["component", "list", "--installed", "--toolchain", "nightly"])
+        .context("the nightly toolchain is needed to build the XDP program; install it with `rustup toolchain install nightly`")?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    step(
+        "adding rust-src to the nightly toolchain",
+        Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
+    )
+}
+
+/// bpf-linker links through LLVM; the nightly ships a libLLVM of the very version its
+/// rustc emits, so build bpf-linker against that one (no system LLVM needed).
+fn bpf_linker() -> anyhow::Result<PathBuf> {
+    let cache = cache_dir()?;
+    let root = cache.join(format!("bpf-linker-{BPF_LINKER_VERSION}"));
+    let binary = root.join("bin/bpf-linker");
+    if binary.exists() && output(binary.to_str().expect("UTF-8 cache path"), &["--version"]).is_ok_and(|v| v.contains(BPF_LINKER_VERSION)) {
+        return Ok(root.join("bin"));
+    }
+
+    let version = output("rustc", &["+nightly", "-vV"])?;
+    let llvm_major = version
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .ok_or_else(|| anyhow!("`rustc +nightly -vV` names no LLVM version:\n{version}"))?
+        .to_owned();
+    let sysroot = PathBuf::from(output("rustc", &["+nightly", "--print", "sysroot"])?.trim());
+    let lib_dir = sysroot.join("lib");
+    let libllvm = fs::read_dir(&lib_dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("libLLVM.so."))
+        .ok_or_else(|| anyhow!("no libLLVM.so.* in {}; is the nightly toolchain complete?", lib_dir.display()))?;
+
+    // llvm-sys looks for $LLVM_PREFIX/lib/libLLVM.so; the loader then wants the soname.
+    let prefix = cache.join(format!("llvm-{llvm_major}"));
+    let prefix_lib = prefix.join("lib");
+    fs::create_dir_all(&prefix_lib)?;
+    for name in ["libLLVM.so", libllvm.as_str()] {
+        let link = prefix_lib.join(name);
+        let _ = fs::remove_file(&link);
+        symlink(lib_dir.join(&libllvm), &link).with_context(|| format!("linking {}", link.display()))?;
+    }
+    step(
+        &format!("building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {llvm_major} (about a minute, once)"),
+        Command::new("cargo")
+            .args(["install", "--locked", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--no-default-features"])
+            .args(["--features", &format!("llvm-{llvm_major}"), "--root"])
+            .arg(&root)
+            .env("LLVM_PREFIX", &prefix),
+    )?;
+    Ok(root.join("bin"))
+}
+
+fn debian_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, command)| which(command).is_none())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut missing = missing;
+    missing.dedup();
+    if Command::new("apt-get").arg("--version").output().is_err() {
+        bail!("the tests need the Debian packages {missing:?}; install them with your package manager");
+    }
+    step("refreshing the Debian package lists", Command::new("apt-get").args(["update", "-q"]))?;
+    step(
+        &format!("installing {}", missing.join(" ")),
+        Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn which(command: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = env::split_paths(&env::var_os("PATH").unwrap_or_default()).collect();
+    // Root's tools live in sbin, which a non-login PATH may lack.
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter().map(|dir| dir.join(command)).find(|path| path.is_file())
+}
