@@ -1,0 +1,271 @@
+//! End to end in network namespaces: real clients connect over a veth to a real server
+//! while handshake, attached in native XDP mode on the server's veth, answers their SYNs.
+//! The handshake counters and the kernel's own counters (nstat) must agree exactly.
+
+mod common;
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{IpAddr, SocketAddr, TcpStream},
+    os::fd::AsRawFd,
+    time::Duration,
+};
+
+use common::packet::{self, ACK, Tcp};
+use handshake::{
+    counters::Snapshot,
+    interface,
+    kernel_tcp::KernelTcp,
+    lab::{CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6, echo::EchoServer, run_in},
+    loader::{Handshake, Mode, PassThrough},
+};
+use handshake_common::counters::Counter;
+
+const PORT: u16 = 8080;
+const CONNECTIONS: u32 = 20;
+
+/// tcp_info's tcpi_options bits (include/uapi/linux/tcp.h).
+const TCPI_OPT_TIMESTAMPS: u8 = 1;
+const TCPI_OPT_SACK: u8 = 2;
+const TCPI_OPT_WSCALE: u8 = 4;
+
+struct Protected {
+    lab: Lab,
+    handshake: Handshake,
+    /// The window scale the server's kernel uses, as the loader computed it.
+    wscale: u8,
+    _peer: PassThrough,
+    _server: EchoServer,
+}
+
+/// A lab whose server runs an echo service behind handshake.
+fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) -> Protected {
+    common::require_root();
+    let lab = Lab::create("e2e").unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies).unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", tcp_timestamps).unwrap();
+    let server = EchoServer::start(&lab.server, PORT).unwrap();
+    let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE)).unwrap().unwrap();
+    let (handshake, wscale) = run_in(&lab.server, move || {
+        let kernel = KernelTcp::read().unwrap();
+        let mut handshake = Handshake::load().unwrap();
+        handshake.set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap()).unwrap();
+        handshake.set_ports(&[PORT]).unwrap();
+        assert_eq!(handshake.attach(SERVER_IFACE, Mode::Native).unwrap(), Mode::Native);
+        (handshake, kernel.wscale)
+    })
+    .unwrap();
+    Protected { lab, handshake, wscale, _peer: peer, _server: server }
+}
+
+/// What the client saw of one connection: tcpi_options and (snd_wscale, rcv_wscale).
+#[derive(Debug, PartialEq, Eq)]
+struct Negotiated {
+    options: u8,
+    snd_wscale: u8,
+}
+
+/// Connects, sends `size` bytes, reads them back, and reports the negotiated options.
+fn echo(server: SocketAddr, size: usize) -> Negotiated {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
+        .unwrap_or_else(|error| panic!("connecting to {server} through handshake failed: {error}"));
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let message = message.clone();
+        std::thread::spawn(move || stream.write_all(&message).unwrap())
+    };
+    let mut reply = vec![0u8; size];
+    stream.read_exact(&mut reply).unwrap_or_else(|error| panic!("echo from {server} failed: {error}"));
+    writer.join().unwrap();
+    assert!(reply == message, "{server} echoed different bytes");
+    // struct tcp_info: byte 5 is tcpi_options, byte 6 holds snd_wscale (low nibble) and
+    // rcv_wscale (high nibble).
+    let mut info = [0u8; 232];
+    let mut len = info.len() as libc::socklen_t;
+    let result = unsafe {
+        libc::getsockopt(stream.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    assert_eq!(result, 0, "TCP_INFO");
+    Negotiated { options: info[5] & 0x7, snd_wscale: info[6] & 0xf }
+}
+
+/// Makes `CONNECTIONS` connections over each family and returns what each negotiated.
+fn connect_both_families(lab: &Lab, size: usize) -> Vec<Negotiated> {
+    run_in(&lab.client, move || {
+        let mut negotiated = Vec::new();
+        for address in [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)] {
+            for _ in 0..CONNECTIONS {
+                negotiated.push(echo(SocketAddr::new(address, PORT), size));
+            }
+        }
+        negotiated
+    })
+    .unwrap()
+}
+
+fn kernel_counters(lab: &Lab) -> [u64; 4] {
+    ["TcpExtSyncookiesRecv", "TcpExtSyncookiesSent", "TcpExtSyncookiesFailed", "TcpOutRsts"].map(|name| lab.nstat(&lab.server, name).unwrap())
+}
+
+/// The handshake counters that describe handshakes, which must match exactly.
+fn handshake_counts(counted: &Snapshot) -> [(Counter, u64); 8] {
+    [
+        Counter::SynAckSent,
+        Counter::SynPassedNoCookie,
+        Counter::SynPassedNoListener,
+        Counter::SynPassedExisting,
+        Counter::SynPassedError,
+        Counter::AckValidated,
+        Counter::AckDroppedForged,
+        Counter::Malformed,
+    ]
+    .map(|counter| (counter, counted.get(counter)))
+}
+
+fn expect(sent: u64, validated: u64, no_cookie: u64) -> [(Counter, u64); 8] {
+    [
+        (Counter::SynAckSent, sent),
+        (Counter::SynPassedNoCookie, no_cookie),
+        (Counter::SynPassedNoListener, 0),
+        (Counter::SynPassedExisting, 0),
+        (Counter::SynPassedError, 0),
+        (Counter::AckValidated, validated),
+        (Counter::AckDroppedForged, 0),
+        (Counter::Malformed, 0),
+    ]
+}
+
+#[test]
+fn connections_complete_through_xdp_cookies_on_ipv4_and_ipv6() {
+    let bed = protect("2", "1", false);
+    let kernel_before = kernel_counters(&bed.lab);
+    let negotiated = connect_both_families(&bed.lab, 64);
+    let counted = bed.handshake.counters().unwrap();
+    let total = u64::from(2 * CONNECTIONS);
+    assert_eq!(handshake_counts(&counted), expect(total, total, 0));
+    assert!(counted.get(Counter::PassedEstablished) >= 2 * total, "data and FINs pass as established");
+    let kernel_after = kernel_counters(&bed.lab);
+    // [SyncookiesRecv, SyncookiesSent, SyncookiesFailed, OutRsts]: the kernel accepted every
+    // cookie ACK and sent no SYN-ACK of its own.
+    assert_eq!(
+        [0, 1, 2].map(|i| kernel_after[i] - kernel_before[i]),
+        [total, 0, 0],
+        "kernel cookie counters"
+    );
+    // MSS-only SYN-ACKs: like the kernel's own cookies without timestamps, no options.
+    assert!(negotiated.iter().all(|n| n.options == 0), "{negotiated:?}");
+}
+
+#[test]
+fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
+    let bed = protect("2", "2", true);
+    // 256 KiB each way: more than an unscaled 64 KiB window, so scaling must work.
+    let negotiated = connect_both_families(&bed.lab, 256 * 1024);
+    let counted = bed.handshake.counters().unwrap();
+    let total = u64::from(2 * CONNECTIONS);
+    assert_eq!(handshake_counts(&counted), expect(total, total, 0));
+    let all = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
+    for n in &negotiated {
+        assert_eq!(n, &Negotiated { options: all, snd_wscale: bed.wscale });
+    }
+    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesRecv").unwrap(), total);
+    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesFailed").unwrap(), 0);
+}
+
+#[test]
+fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
+    let bed = protect("1", "1", false);
+    let negotiated = connect_both_families(&bed.lab, 64);
+    let counted = bed.handshake.counters().unwrap();
+    let total = u64::from(2 * CONNECTIONS);
+    assert_eq!(handshake_counts(&counted), expect(0, 0, total));
+    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesRecv").unwrap(), 0);
+    // The kernel's own SYN-ACKs negotiate everything.
+    assert!(negotiated.iter().all(|n| n.options == TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE));
+}
+
+/// Sends raw frames out of the client's veth (AF_PACKET), as a forger would.
+fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
+    let server_mac = lab.output(&lab.server, &["cat", &format!("/sys/class/net/{SERVER_IFACE}/address")]).unwrap();
+    let mac: Vec<u8> = server_mac.trim().split(':').map(|byte| u8::from_str_radix(byte, 16).unwrap()).collect();
+    run_in(&lab.client, move || {
+        let index = interface::index(CLIENT_IFACE).unwrap();
+        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(socket >= 0, "AF_PACKET socket");
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = index as i32;
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&mac);
+        for mut frame in frames {
+            frame[..6].copy_from_slice(&mac);
+            let sent = unsafe {
+                libc::sendto(
+                    socket,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&address as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        }
+        unsafe { libc::close(socket) };
+    })
+    .unwrap();
+}
+
+/// A small deterministic generator: the forged values differ per packet, the run repeats.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
+    const FORGED: u64 = 200;
+    let bed = protect("2", "1", false);
+    // One real handshake first: the listener has now issued a cookie, which is when the
+    // kernel would check (and RST) cookie ACKs.
+    connect_both_families(&bed.lab, 16);
+    let before = bed.handshake.counters().unwrap();
+    let kernel_before = kernel_counters(&bed.lab);
+
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    let frames: Vec<Vec<u8>> = (0..FORGED)
+        .map(|i| {
+            let random = xorshift(&mut state);
+            let tcp = Tcp {
+                source_port: 20000 + (random % 40000) as u16,
+                dest_port: PORT,
+                seq: (random >> 16) as u32,
+                ack: (random >> 32) as u32,
+                flags: ACK,
+                window: 502,
+                options: &[],
+                payload: &[],
+            };
+            if i % 2 == 0 {
+                packet::ipv4(CLIENT_V4.octets(), SERVER_V4.octets(), &[], &tcp)
+            } else {
+                packet::ipv6(CLIENT_V6.octets(), SERVER_V6.octets(), 64, &tcp)
+            }
+        })
+        .collect();
+    send_frames(&bed.lab, frames);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let counted = bed.handshake.counters().unwrap().since(&before);
+    assert_eq!(counted.get(Counter::AckDroppedForged), FORGED);
+    assert_eq!(counted.get(Counter::AckValidated), 0);
+    let kernel_after = kernel_counters(&bed.lab);
+    // No cookie failure and no RST: the kernel never saw them.
+    assert_eq!([2, 3].map(|i| kernel_after[i] - kernel_before[i]), [0, 0], "SyncookiesFailed, OutRsts");
+    // Real connections still complete.
+    connect_both_families(&bed.lab, 16);
+}
