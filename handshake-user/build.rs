@@ -4,6 +4,10 @@
 
 fn main() -> anyhow::Result<()> {
     let root_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../handshake-ebpf");
-    let package = aya_build::Package { name: "handshake-ebpf", root_dir, ..Default::default() };
+    let package = aya_build::Package {
+        name: "handshake-ebpf",
+        root_dir,
+        ..Default::default()
+    };
     aya_build::build_ebpf([package], aya_build::Toolchain::default())
 }

@@ -41,19 +41,71 @@ pub const COUNTER_COUNT: u32 = Counter::Malformed as u32 + 1;
 
 /// Every counter in map order, with its metric name and help text.
 pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
-    (Counter::SynAckSent, "syn_ack_sent", "SYNs answered with a cookie SYN-ACK at XDP"),
-    (Counter::SynPassedNoCookie, "syn_passed_no_cookie", "SYNs passed: the kernel is not in cookie mode"),
-    (Counter::SynPassedNoListener, "syn_passed_no_listener", "SYNs passed: no listening socket"),
-    (Counter::SynPassedExisting, "syn_passed_existing", "SYNs passed: the 4-tuple has a connection"),
-    (Counter::SynPassedError, "syn_passed_error", "SYNs passed: the cookie helper or the rewrite failed"),
-    (Counter::AckValidated, "ack_validated", "third ACKs with a valid cookie, passed to the kernel"),
-    (Counter::AckDroppedForged, "ack_dropped_forged", "ACKs to a listener with an invalid cookie, dropped"),
-    (Counter::PassedEstablished, "passed_established", "packets of existing connections, passed"),
-    (Counter::AckPassedOther, "ack_passed_other", "ACKs passed: no listener, or cookies off"),
-    (Counter::PassedOtherTcp, "passed_other_tcp", "other TCP to protected ports (RST, FIN, SYN-ACK), passed"),
-    (Counter::PassedUnprotected, "passed_unprotected", "TCP to unprotected ports, passed"),
-    (Counter::PassedNotTcp, "passed_not_tcp", "not TCP, IPv6 extension headers or IPv4 fragments, passed"),
-    (Counter::Malformed, "malformed", "truncated or inconsistent headers, passed"),
+    (
+        Counter::SynAckSent,
+        "syn_ack_sent",
+        "SYNs answered with a cookie SYN-ACK at XDP",
+    ),
+    (
+        Counter::SynPassedNoCookie,
+        "syn_passed_no_cookie",
+        "SYNs passed: the kernel is not in cookie mode",
+    ),
+    (
+        Counter::SynPassedNoListener,
+        "syn_passed_no_listener",
+        "SYNs passed: no listening socket",
+    ),
+    (
+        Counter::SynPassedExisting,
+        "syn_passed_existing",
+        "SYNs passed: the 4-tuple has a connection",
+    ),
+    (
+        Counter::SynPassedError,
+        "syn_passed_error",
+        "SYNs passed: the cookie helper or the rewrite failed",
+    ),
+    (
+        Counter::AckValidated,
+        "ack_validated",
+        "third ACKs with a valid cookie, passed to the kernel",
+    ),
+    (
+        Counter::AckDroppedForged,
+        "ack_dropped_forged",
+        "ACKs to a listener with an invalid cookie, dropped",
+    ),
+    (
+        Counter::PassedEstablished,
+        "passed_established",
+        "packets of existing connections, passed",
+    ),
+    (
+        Counter::AckPassedOther,
+        "ack_passed_other",
+        "ACKs passed: no listener, or cookies off",
+    ),
+    (
+        Counter::PassedOtherTcp,
+        "passed_other_tcp",
+        "other TCP to protected ports (RST, FIN, SYN-ACK), passed",
+    ),
+    (
+        Counter::PassedUnprotected,
+        "passed_unprotected",
+        "TCP to unprotected ports, passed",
+    ),
+    (
+        Counter::PassedNotTcp,
+        "passed_not_tcp",
+        "not TCP, IPv6 extension headers or IPv4 fragments, passed",
+    ),
+    (
+        Counter::Malformed,
+        "malformed",
+        "truncated or inconsistent headers, passed",
+    ),
 ];
 
 impl Counter {

@@ -77,29 +77,35 @@ pub struct SynAck {
 }
 
 impl SynAck {
-    pub const fn len(&self) -> usize {
+    pub const fn header_len(&self) -> usize {
         match self.timestamps {
             None => MSS_ONLY_LEN,
             Some(Timestamps { wscale: None, .. }) => TIMESTAMPS_LEN,
-            Some(Timestamps { wscale: Some(_), .. }) => TIMESTAMPS_WSCALE_LEN,
+            Some(Timestamps {
+                wscale: Some(_), ..
+            }) => TIMESTAMPS_WSCALE_LEN,
         }
     }
 
-    /// Writes the header into `out[..self.len()]` with a zero checksum.
+    /// Writes the header into `out[..self.header_len()]` with a zero checksum.
     #[inline(always)]
     pub fn write(&self, out: &mut [u8; MAX_LEN]) {
         out[0..2].copy_from_slice(&self.source_port.to_be_bytes());
         out[2..4].copy_from_slice(&self.dest_port.to_be_bytes());
         out[4..8].copy_from_slice(&self.cookie.to_be_bytes());
         out[8..12].copy_from_slice(&self.client_seq.wrapping_add(1).to_be_bytes());
-        out[12] = ((self.len() / 4) as u8) << 4;
+        out[12] = ((self.header_len() / 4) as u8) << 4;
         out[13] = SYN | ACK;
         out[14..16].copy_from_slice(&self.window.to_be_bytes());
         out[16..20].copy_from_slice(&[0; 4]);
         out[20..22].copy_from_slice(&[OPT_MSS, 4]);
         out[22..24].copy_from_slice(&self.mss.to_be_bytes());
         if let Some(ts) = self.timestamps {
-            let sack: [u8; 2] = if ts.sack_permitted { [OPT_SACK_PERM, 2] } else { [OPT_NOP, OPT_NOP] };
+            let sack: [u8; 2] = if ts.sack_permitted {
+                [OPT_SACK_PERM, 2]
+            } else {
+                [OPT_NOP, OPT_NOP]
+            };
             out[24..26].copy_from_slice(&sack);
             out[26..28].copy_from_slice(&[OPT_TIMESTAMP, 10]);
             out[28..32].copy_from_slice(&ts.tsval.to_be_bytes());
@@ -117,20 +123,33 @@ impl SynAck {
 /// kernel decodes no options from the ACK). SACK and WS follow the client's offer and the
 /// kernel's sysctls. The answer never grows the TCP header past the SYN's own (or 24
 /// bytes for an option-less SYN): a SYN-ACK must not amplify.
-pub fn timestamps(config: &Config, syn: &SynOptions, syn_header_len: usize, now_ms: u64) -> Option<Timestamps> {
+pub fn timestamps(
+    config: &Config,
+    syn: &SynOptions,
+    syn_header_len: usize,
+    now_ms: u64,
+) -> Option<Timestamps> {
     let tsecr = syn.tsval?;
     if !config.timestamps() {
         return None;
     }
     let sack_permitted = config.sack() && syn.sack_permitted;
-    let client_wscale = if config.window_scaling() { syn.wscale } else { None };
+    let client_wscale = if config.window_scaling() {
+        syn.wscale
+    } else {
+        None
+    };
     let ts = Timestamps {
         tsval: cookie_tsval(now_ms, client_wscale, sack_permitted),
         tsecr,
         sack_permitted,
         wscale: client_wscale.map(|_| config.wscale),
     };
-    let len = if ts.wscale.is_some() { TIMESTAMPS_WSCALE_LEN } else { TIMESTAMPS_LEN };
+    let len = if ts.wscale.is_some() {
+        TIMESTAMPS_WSCALE_LEN
+    } else {
+        TIMESTAMPS_LEN
+    };
     if len > syn_header_len {
         return None;
     }
@@ -183,7 +202,7 @@ mod tests {
         let mut out = [0xaa; MAX_LEN];
         let header = syn_ack(None);
         header.write(&mut out);
-        assert_eq!(header.len(), 24);
+        assert_eq!(header.header_len(), 24);
         assert_eq!(
             out[..24],
             [
@@ -196,21 +215,39 @@ mod tests {
     #[test]
     fn linux_layout_with_timestamps_sack_and_wscale() {
         let mut out = [0; MAX_LEN];
-        let header = syn_ack(Some(Timestamps { tsval: 0x0102_0304, tsecr: 9, sack_permitted: true, wscale: Some(10) }));
+        let header = syn_ack(Some(Timestamps {
+            tsval: 0x0102_0304,
+            tsecr: 9,
+            sack_permitted: true,
+            wscale: Some(10),
+        }));
         header.write(&mut out);
-        assert_eq!(header.len(), 40);
+        assert_eq!(header.header_len(), 40);
         assert_eq!(out[12], 0xa0);
-        assert_eq!(out[20..40], [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 9, 1, 3, 3, 10]);
+        assert_eq!(
+            out[20..40],
+            [
+                2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 9, 1, 3, 3, 10
+            ]
+        );
     }
 
     #[test]
     fn timestamps_without_sack_or_wscale() {
         let mut out = [0; MAX_LEN];
-        let header = syn_ack(Some(Timestamps { tsval: 1, tsecr: 2, sack_permitted: false, wscale: None }));
+        let header = syn_ack(Some(Timestamps {
+            tsval: 1,
+            tsecr: 2,
+            sack_permitted: false,
+            wscale: None,
+        }));
         header.write(&mut out);
-        assert_eq!(header.len(), 36);
+        assert_eq!(header.header_len(), 36);
         assert_eq!(out[12], 0x90);
-        assert_eq!(out[20..36], [2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(
+            out[20..36],
+            [2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
     }
 
     const ALL_FLAGS: Config = Config {
@@ -220,24 +257,49 @@ mod tests {
         flags: FLAG_TIMESTAMPS | FLAG_SACK | FLAG_WSCALE,
         _pad: [0; 2],
     };
-    const LINUX_SYN: SynOptions = SynOptions { mss: 1460, wscale: Some(7), sack_permitted: true, tsval: Some(77) };
+    const LINUX_SYN: SynOptions = SynOptions {
+        mss: 1460,
+        wscale: Some(7),
+        sack_permitted: true,
+        tsval: Some(77),
+    };
 
     #[test]
     fn timestamps_follow_mode_offer_and_sysctls() {
         let ts = timestamps(&ALL_FLAGS, &LINUX_SYN, 40, 1_000_063).unwrap();
-        assert_eq!(ts, Timestamps { tsval: 0xf4240 | 0x17, tsecr: 77, sack_permitted: true, wscale: Some(10) });
+        assert_eq!(
+            ts,
+            Timestamps {
+                tsval: 0xf4240 | 0x17,
+                tsecr: 77,
+                sack_permitted: true,
+                wscale: Some(10)
+            }
+        );
 
-        let off = Config { flags: 0, ..ALL_FLAGS };
+        let off = Config {
+            flags: 0,
+            ..ALL_FLAGS
+        };
         assert_eq!(timestamps(&off, &LINUX_SYN, 40, 1_000_063), None);
 
-        let no_ts = SynOptions { tsval: None, ..LINUX_SYN };
+        let no_ts = SynOptions {
+            tsval: None,
+            ..LINUX_SYN
+        };
         assert_eq!(timestamps(&ALL_FLAGS, &no_ts, 40, 1_000_063), None);
 
-        let no_sack_sysctl = Config { flags: FLAG_TIMESTAMPS | FLAG_WSCALE, ..ALL_FLAGS };
+        let no_sack_sysctl = Config {
+            flags: FLAG_TIMESTAMPS | FLAG_WSCALE,
+            ..ALL_FLAGS
+        };
         let ts = timestamps(&no_sack_sysctl, &LINUX_SYN, 40, 1_000_063).unwrap();
         assert_eq!((ts.tsval & 0x3f, ts.sack_permitted), (0x07, false));
 
-        let no_ws_offer = SynOptions { wscale: None, ..LINUX_SYN };
+        let no_ws_offer = SynOptions {
+            wscale: None,
+            ..LINUX_SYN
+        };
         let ts = timestamps(&ALL_FLAGS, &no_ws_offer, 40, 1_000_063).unwrap();
         assert_eq!((ts.tsval & 0x3f, ts.wscale), (0x1f, None));
     }
@@ -246,7 +308,12 @@ mod tests {
     fn never_longer_than_the_syn() {
         // A SYN of 36 bytes cannot get the 40-byte layout: MSS only instead.
         assert_eq!(timestamps(&ALL_FLAGS, &LINUX_SYN, 36, 1_000_063), None);
-        let ts_only = SynOptions { mss: 0, wscale: None, sack_permitted: false, tsval: Some(1) };
+        let ts_only = SynOptions {
+            mss: 0,
+            wscale: None,
+            sack_permitted: false,
+            tsval: Some(1),
+        };
         // TS alone in a 32-byte SYN: our 36 bytes would be longer.
         assert_eq!(timestamps(&ALL_FLAGS, &ts_only, 32, 0), None);
     }

@@ -5,7 +5,10 @@
 //! EOL ends the list, a length below 2 or past the end stops parsing (what was read so far
 //! counts), and an option of the wrong size is skipped.
 
-use crate::tcp::{MAX_OPTIONS_LEN, MAX_WSCALE, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE};
+use crate::tcp::{
+    MAX_OPTIONS_LEN, MAX_WSCALE, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP,
+    OPT_WSCALE,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynOptions {
@@ -20,12 +23,14 @@ pub struct SynOptions {
 
 /// Parses the options of a slice (the host's view, and the tests').
 pub fn parse(options: &[u8]) -> SynOptions {
-    parse_with(options.len(), |offset, out| match options.get(offset..offset + out.len()) {
-        Some(bytes) => {
-            out.copy_from_slice(bytes);
-            true
+    parse_with(options.len(), |offset, out| {
+        match options.get(offset..offset + out.len()) {
+            Some(bytes) => {
+                out.copy_from_slice(bytes);
+                true
+            }
+            None => false,
         }
-        None => false,
     })
 }
 
@@ -114,7 +119,12 @@ mod tests {
     fn linux_syn() {
         assert_eq!(
             parse(&LINUX_SYN),
-            SynOptions { mss: 1460, wscale: Some(7), sack_permitted: true, tsval: Some(123_456) }
+            SynOptions {
+                mss: 1460,
+                wscale: Some(7),
+                sack_permitted: true,
+                tsval: Some(123_456)
+            }
         );
     }
 
@@ -138,15 +148,36 @@ mod tests {
         // An MSS of size 3 is ignored; the SACK_PERM after it still counts.
         assert_eq!(
             parse(&[2, 3, 5, 4, 2]),
-            SynOptions { sack_permitted: true, ..SynOptions::default() }
+            SynOptions {
+                sack_permitted: true,
+                ..SynOptions::default()
+            }
         );
     }
 
     #[test]
     fn silly_or_overlong_size_stops_parsing() {
-        assert_eq!(parse(&[4, 2, 3, 1, 9]), SynOptions { sack_permitted: true, ..Default::default() });
-        assert_eq!(parse(&[4, 2, 3, 0]), SynOptions { sack_permitted: true, ..Default::default() });
-        assert_eq!(parse(&[4, 2, 8, 10, 0, 0]), SynOptions { sack_permitted: true, ..Default::default() });
+        assert_eq!(
+            parse(&[4, 2, 3, 1, 9]),
+            SynOptions {
+                sack_permitted: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            parse(&[4, 2, 3, 0]),
+            SynOptions {
+                sack_permitted: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            parse(&[4, 2, 8, 10, 0, 0]),
+            SynOptions {
+                sack_permitted: true,
+                ..Default::default()
+            }
+        );
         // A kind byte with no size byte after it.
         assert_eq!(parse(&[1, 1, 1, 3]), SynOptions::default());
     }

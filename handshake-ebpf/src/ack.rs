@@ -4,7 +4,11 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::{tcphdr, xdp_action}, helpers::generated::bpf_tcp_check_syncookie, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{tcphdr, xdp_action},
+    helpers::generated::bpf_tcp_check_syncookie,
+    programs::XdpContext,
+};
 use handshake_common::counters::Counter;
 use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -55,5 +59,13 @@ fn check_cookie(ctx: &XdpContext, segment: &Segment, sk: *mut c_void) -> i64 {
             None => return -22,
         },
     };
-    unsafe { bpf_tcp_check_syncookie(sk, iph, iph_len as u32, th as *mut tcphdr, TcpHdr::LEN as u32) }
+    unsafe {
+        bpf_tcp_check_syncookie(
+            sk,
+            iph,
+            iph_len as u32,
+            th as *mut tcphdr,
+            TcpHdr::LEN as u32,
+        )
+    }
 }

@@ -69,7 +69,11 @@ fn ipv4(ctx: &XdpContext, frame_len: usize) -> Parsed {
     let ip = unsafe { &*ip };
     let header_len = usize::from(ip.ihl());
     let total_len = usize::from(ip.tot_len());
-    if ip.version() != 4 || header_len < Ipv4Hdr::LEN || total_len < header_len || IP_OFFSET + total_len > frame_len {
+    if ip.version() != 4
+        || header_len < Ipv4Hdr::LEN
+        || total_len < header_len
+        || IP_OFFSET + total_len > frame_len
+    {
         return Parsed::Malformed;
     }
     // A fragment's TCP header may be missing or split; the kernel reassembles, we stay out.
@@ -80,7 +84,12 @@ fn ipv4(ctx: &XdpContext, frame_len: usize) -> Parsed {
     if ip.proto != IpProto::Tcp as u8 {
         return Parsed::NotTcp;
     }
-    tcp(ctx, Family::Ipv4, IP_OFFSET + header_len, total_len - header_len)
+    tcp(
+        ctx,
+        Family::Ipv4,
+        IP_OFFSET + header_len,
+        total_len - header_len,
+    )
 }
 
 #[inline(always)]

@@ -10,10 +10,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use handshake_common::counters::Counter;
-use network_types::{
-    ip::{Ipv4Hdr, Ipv6Hdr},
-    tcp::TcpHdr,
-};
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
     headers::{Family, IP_OFFSET, Segment, ptr_at},
@@ -84,14 +81,29 @@ fn generate_with<const TH_LEN: usize>(
     let th = ptr_at::<[u8; TH_LEN]>(ctx, segment.tcp_offset).ok_or(-22i64)?;
     // The helper reads only the addresses, so the fixed part of the IP header is enough.
     let (iph, iph_len) = match segment.family {
-        Family::Ipv4 => (ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void, Ipv4Hdr::LEN),
-        Family::Ipv6 => (ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void, Ipv6Hdr::LEN),
+        Family::Ipv4 => (
+            ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void,
+            Ipv4Hdr::LEN,
+        ),
+        Family::Ipv6 => (
+            ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void,
+            Ipv6Hdr::LEN,
+        ),
     };
     let result = unsafe {
-        bpf_tcp_gen_syncookie(sk as *mut c_void, iph, iph_len as u32, th as *mut tcphdr, TH_LEN as u32)
+        bpf_tcp_gen_syncookie(
+            sk as *mut c_void,
+            iph,
+            iph_len as u32,
+            th as *mut tcphdr,
+            TH_LEN as u32,
+        )
     };
     if result < 0 {
         return Err(result);
     }
-    Ok(Cookie { cookie: result as u32, mss: (result >> 32) as u16 })
+    Ok(Cookie {
+        cookie: result as u32,
+        mss: (result >> 32) as u16,
+    })
 }

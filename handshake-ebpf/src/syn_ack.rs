@@ -67,7 +67,7 @@ pub fn rewrite(ctx: &XdpContext, segment: &Segment, cookie: &Cookie) -> Result<(
             let ip = ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(NoRoom)?;
             let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
             header.write(&mut tcp);
-            let tcp_len = header.len();
+            let tcp_len = header.header_len();
             let sum = checksum::tcp(&src, &dst, &tcp[..tcp_len]);
             tcp[16..18].copy_from_slice(&sum.to_be_bytes());
             let reply_ip = ipv4_header(src, dst, tcp_len);
@@ -78,7 +78,7 @@ pub fn rewrite(ctx: &XdpContext, segment: &Segment, cookie: &Cookie) -> Result<(
             let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
             header.mss = config.mss_ipv6;
             header.write(&mut tcp);
-            let tcp_len = header.len();
+            let tcp_len = header.header_len();
             let sum = checksum::tcp(&src, &dst, &tcp[..tcp_len]);
             tcp[16..18].copy_from_slice(&sum.to_be_bytes());
             let reply_ip = ipv6_header(src, dst, tcp_len);
@@ -135,14 +135,28 @@ fn store<const IP_LEN: usize>(
     copy_to(ctx, EthHdr::LEN, ip)?;
     let tcp_offset = EthHdr::LEN + IP_LEN;
     match tcp_len {
-        MSS_ONLY_LEN => copy_to::<MSS_ONLY_LEN>(ctx, tcp_offset, tcp[..MSS_ONLY_LEN].try_into().unwrap_or(&[0; MSS_ONLY_LEN])),
-        TIMESTAMPS_LEN => copy_to::<TIMESTAMPS_LEN>(ctx, tcp_offset, tcp[..TIMESTAMPS_LEN].try_into().unwrap_or(&[0; TIMESTAMPS_LEN])),
+        MSS_ONLY_LEN => copy_to::<MSS_ONLY_LEN>(
+            ctx,
+            tcp_offset,
+            tcp[..MSS_ONLY_LEN].try_into().unwrap_or(&[0; MSS_ONLY_LEN]),
+        ),
+        TIMESTAMPS_LEN => copy_to::<TIMESTAMPS_LEN>(
+            ctx,
+            tcp_offset,
+            tcp[..TIMESTAMPS_LEN]
+                .try_into()
+                .unwrap_or(&[0; TIMESTAMPS_LEN]),
+        ),
         _ => copy_to::<TIMESTAMPS_WSCALE_LEN>(ctx, tcp_offset, tcp),
     }
 }
 
 #[inline(always)]
-fn copy_to<const LEN: usize>(ctx: &XdpContext, offset: usize, bytes: &[u8; LEN]) -> Result<(), NoRoom> {
+fn copy_to<const LEN: usize>(
+    ctx: &XdpContext,
+    offset: usize,
+    bytes: &[u8; LEN],
+) -> Result<(), NoRoom> {
     let out = ptr_at::<[u8; LEN]>(ctx, offset).ok_or(NoRoom)?;
     unsafe { *out = *bytes };
     Ok(())

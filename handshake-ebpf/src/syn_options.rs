@@ -48,7 +48,16 @@ extern "C" fn step(_index: u64, walk: *mut c_void) -> i64 {
     let walk = unsafe { &mut *(walk as *mut OptionsWalk) };
     let (ctx, start) = (walk.ctx, walk.start);
     let load = |offset: usize, out: &mut [u8]| unsafe {
-        bpf_xdp_load_bytes(ctx, start + offset as u32, out.as_mut_ptr() as *mut c_void, out.len() as u32) == 0
+        bpf_xdp_load_bytes(
+            ctx,
+            start + offset as u32,
+            out.as_mut_ptr() as *mut c_void,
+            out.len() as u32,
+        ) == 0
     };
-    if syn_options::step(&mut walk.walk, walk.len, load) { 0 } else { 1 }
+    if syn_options::step(&mut walk.walk, walk.len, load) {
+        0
+    } else {
+        1
+    }
 }

@@ -15,7 +15,10 @@ impl Snapshot {
 
     /// SYNs to protected ports, whatever their verdict.
     pub fn syns(&self) -> u64 {
-        Counter::SYN_VERDICTS.iter().map(|&counter| self.get(counter)).sum()
+        Counter::SYN_VERDICTS
+            .iter()
+            .map(|&counter| self.get(counter))
+            .sum()
     }
 
     pub fn total(&self) -> u64 {
@@ -56,7 +59,10 @@ mod tests {
         let table = now.table(&earlier, 2.0);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 1 + COUNTER_COUNT as usize);
-        assert_eq!(lines[1], format!("{:<24}{:>14}{:>12}", "syn_ack_sent", 30, 15));
+        assert_eq!(
+            lines[1],
+            format!("{:<24}{:>14}{:>12}", "syn_ack_sent", 30, 15)
+        );
         assert_eq!(lines[13], format!("{:<24}{:>14}{:>12}", "malformed", 2, 1));
         assert_eq!(now.syns(), 30);
         assert_eq!(now.total(), 32);

@@ -6,7 +6,11 @@ use handshake_common::counters::Counter;
 
 use crate::{
     kernel_tcp::KernelTcp,
-    lab::{CLIENT_IFACE, Lab, SERVER_IFACE, echo::{EchoServer, exchange}, run_in},
+    lab::{
+        CLIENT_IFACE, Lab, SERVER_IFACE,
+        echo::{EchoServer, exchange},
+        run_in,
+    },
     loader::{Handshake, Mode, PassThrough},
     mss,
 };
@@ -54,14 +58,18 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
     println!("\n{}", after.table(&before, 1.0));
     let recv = lab.nstat(&lab.server, "TcpExtSyncookiesRecv")?;
     let sent = lab.nstat(&lab.server, "TcpExtSyncookiesSent")?;
-    println!("kernel: TcpExtSyncookiesRecv={recv} (cookie ACKs it accepted), TcpExtSyncookiesSent={sent} (cookies it sent itself)");
+    println!(
+        "kernel: TcpExtSyncookiesRecv={recv} (cookie ACKs it accepted), TcpExtSyncookiesSent={sent} (cookies it sent itself)"
+    );
     let answered = after.get(Counter::SynAckSent);
     anyhow::ensure!(
         answered == u64::from(2 * connections),
         "expected {} SYN-ACKs from XDP, counted {answered}",
         2 * connections
     );
-    println!("\nevery handshake was answered at XDP with the kernel's own cookie; tearing the lab down");
+    println!(
+        "\nevery handshake was answered at XDP with the kernel's own cookie; tearing the lab down"
+    );
     drop(handshake);
     drop(lab);
     Ok(())

@@ -6,7 +6,8 @@ use std::{ffi::CString, io};
 use anyhow::{anyhow, bail};
 
 pub fn index(iface: &str) -> anyhow::Result<u32> {
-    let name = CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
+    let name =
+        CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
         bail!("interface {iface} not found; `ip link` lists interfaces");

@@ -27,7 +27,9 @@ fn read(name: &str) -> anyhow::Result<String> {
 
 fn read_u32(name: &str) -> anyhow::Result<u32> {
     let text = read(name)?;
-    text.trim().parse().with_context(|| format!("{name} holds {text:?}, not a number"))
+    text.trim()
+        .parse()
+        .with_context(|| format!("{name} holds {text:?}, not a number"))
 }
 
 impl KernelTcp {
@@ -66,7 +68,13 @@ impl KernelTcp {
         if self.window_scaling {
             flags |= FLAG_WSCALE;
         }
-        Ok(Config { mss_ipv4, mss_ipv6, wscale: self.wscale, flags, _pad: [0; 2] })
+        Ok(Config {
+            mss_ipv4,
+            mss_ipv6,
+            wscale: self.wscale,
+            flags,
+            _pad: [0; 2],
+        })
     }
 
     /// What the sysctls mean for a server behind handshake, one line each.
@@ -108,12 +116,35 @@ mod tests {
 
     #[test]
     fn timestamps_need_mode_2() {
-        let kernel = KernelTcp { syncookies: 2, timestamps: 1, sack: true, window_scaling: true, wscale: 10 };
+        let kernel = KernelTcp {
+            syncookies: 2,
+            timestamps: 1,
+            sack: true,
+            window_scaling: true,
+            wscale: 10,
+        };
         let error = kernel.config(1460, 1440, true).unwrap_err().to_string();
-        assert!(error.starts_with("--timestamps needs net.ipv4.tcp_timestamps=2 (it is 1)"), "{error}");
+        assert!(
+            error.starts_with("--timestamps needs net.ipv4.tcp_timestamps=2 (it is 1)"),
+            "{error}"
+        );
         let config = kernel.config(1460, 1440, false).unwrap();
         assert_eq!(config.flags, FLAG_SACK | FLAG_WSCALE);
-        let config = KernelTcp { timestamps: 2, ..kernel }.config(1460, 1440, true).unwrap();
-        assert_eq!(config, Config { mss_ipv4: 1460, mss_ipv6: 1440, wscale: 10, flags: 7, _pad: [0; 2] });
+        let config = KernelTcp {
+            timestamps: 2,
+            ..kernel
+        }
+        .config(1460, 1440, true)
+        .unwrap();
+        assert_eq!(
+            config,
+            Config {
+                mss_ipv4: 1460,
+                mss_ipv6: 1440,
+                wscale: 10,
+                flags: 7,
+                _pad: [0; 2]
+            }
+        );
     }
 }

@@ -13,4 +13,5 @@ pub mod privileges;
 pub mod run;
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.
-pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/handshake-xdp"));
+pub static XDP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/handshake-xdp"));

@@ -44,16 +44,25 @@ impl Handshake {
         let config = Array::try_from(take_map(&mut ebpf, "CONFIG")?)?;
         let ports = Array::try_from(take_map(&mut ebpf, "PORTS")?)?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)?;
-        Ok(Self { ebpf, config, ports, counters, attached: None })
+        Ok(Self {
+            ebpf,
+            config,
+            ports,
+            counters,
+            attached: None,
+        })
     }
 
     /// Starts forwarding the program's aya-log messages to the `log` crate.
     pub fn take_logger(&mut self) -> anyhow::Result<aya_log::EbpfLogger<&'static dyn log::Log>> {
-        aya_log::EbpfLogger::init(&mut self.ebpf).context("reading the XDP program's log buffer failed")
+        aya_log::EbpfLogger::init(&mut self.ebpf)
+            .context("reading the XDP program's log buffer failed")
     }
 
     pub fn set_config(&mut self, config: &Config) -> anyhow::Result<()> {
-        self.config.set(CONFIG_KEY, config, 0).context("writing the CONFIG map failed")
+        self.config
+            .set(CONFIG_KEY, config, 0)
+            .context("writing the CONFIG map failed")
     }
 
     /// Protects exactly `ports`: a port not listed is unprotected afterwards.
@@ -90,7 +99,9 @@ impl Handshake {
     pub fn detach(&mut self) -> anyhow::Result<()> {
         if let Some((iface, link, _)) = self.attached.take() {
             let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
-            program.detach(link).with_context(|| format!("detaching from {iface} failed"))?;
+            program
+                .detach(link)
+                .with_context(|| format!("detaching from {iface} failed"))?;
         }
         Ok(())
     }
@@ -99,7 +110,10 @@ impl Handshake {
     pub fn counters(&self) -> anyhow::Result<Snapshot> {
         let mut totals = [0u64; COUNTER_COUNT as usize];
         for (index, total) in totals.iter_mut().enumerate() {
-            let per_cpu = self.counters.get(&(index as u32), 0).context("reading the COUNTERS map failed")?;
+            let per_cpu = self
+                .counters
+                .get(&(index as u32), 0)
+                .context("reading the COUNTERS map failed")?;
             *total = per_cpu.iter().sum();
         }
         Ok(Snapshot(totals))
@@ -121,23 +135,32 @@ impl PassThrough {
         let mut ebpf = Ebpf::load(XDP_OBJECT)?;
         let program: &mut Xdp = program(&mut ebpf, PASS_PROGRAM)?;
         program.load()?;
-        program.attach(iface, XdpMode::Driver).map_err(|error| attach_error(iface, Mode::Native, error))?;
+        program
+            .attach(iface, XdpMode::Driver)
+            .map_err(|error| attach_error(iface, Mode::Native, error))?;
         Ok(Self { _ebpf: ebpf })
     }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
-    let program = ebpf.program_mut(name).ok_or_else(|| anyhow!("the XDP object has no program {name}"))?;
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("the XDP object has no program {name}"))?;
     Ok(program.try_into()?)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
-    ebpf.take_map(name).ok_or_else(|| anyhow!("the XDP object has no map {name}"))
+    ebpf.take_map(name)
+        .ok_or_else(|| anyhow!("the XDP object has no map {name}"))
 }
 
 /// The verifier's log is long; the line people need is the helper the kernel lacks.
 fn explain_load_error(error: ProgramError) -> anyhow::Error {
-    if let ProgramError::LoadError { io_error, verifier_log } = &error {
+    if let ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = &error
+    {
         let log = verifier_log.to_string();
         if let Some(line) = log.lines().find(|line| line.contains("unknown func")) {
             return anyhow!(
@@ -154,5 +177,7 @@ fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
         Mode::Native => "; the driver may not support native XDP: try --xdp-mode generic or auto",
         _ => "",
     };
-    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {error}{hint}; `ip link show {iface}` shows whether another XDP program is attached")
+    anyhow!(
+        "attaching XDP ({mode:?}) to {iface} failed: {error}{hint}; `ip link show {iface}` shows whether another XDP program is attached"
+    )
 }

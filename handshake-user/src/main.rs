@@ -10,7 +10,11 @@ use handshake::{
 };
 
 #[derive(Parser)]
-#[command(name = "handshake", version, about = "SYN-flood protection at XDP with the kernel's own SYN cookies")]
+#[command(
+    name = "handshake",
+    version,
+    about = "SYN-flood protection at XDP with the kernel's own SYN cookies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,14 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { iface, ports, xdp_mode, mss, timestamps, interval } => ports::parse(&ports).and_then(|ports| {
+        Command::Run {
+            iface,
+            ports,
+            xdp_mode,
+            mss,
+            timestamps,
+            interval,
+        } => ports::parse(&ports).and_then(|ports| {
             let options = RunOptions {
                 iface,
                 ports,
@@ -62,7 +73,9 @@ fn main() {
                 timestamps,
                 interval: Duration::from_secs_f64(interval.max(0.1)),
             };
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(run(options))
         }),
         Command::Demo { connections } => handshake::demo::run(connections),

@@ -15,7 +15,9 @@ pub fn choose(iface: &str, mtu: u32, requested: Option<u32>) -> anyhow::Result<(
     let largest = mtu.saturating_sub(IPV4_OVERHEAD);
     let mss = match requested {
         None => largest,
-        Some(mss) if mss < MIN_MSS => bail!("--mss {mss} is below {MIN_MSS}, the MSS every TCP must accept (RFC 9293 3.7.1); give 536 or more"),
+        Some(mss) if mss < MIN_MSS => bail!(
+            "--mss {mss} is below {MIN_MSS}, the MSS every TCP must accept (RFC 9293 3.7.1); give 536 or more"
+        ),
         Some(mss) if mss > largest => bail!(
             "--mss {mss} does not fit {iface}'s MTU of {mtu} (at most {largest}); give a smaller --mss or raise the MTU"
         ),

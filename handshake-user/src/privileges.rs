@@ -17,7 +17,7 @@ pub fn require() -> anyhow::Result<()> {
     let has = |cap: u32| effective & (1 << cap) != 0;
     if !(has(CAP_BPF) || has(CAP_SYS_ADMIN)) || !has(CAP_NET_ADMIN) {
         bail!(
-            "handshake needs CAP_BPF and CAP_NET_ADMIN to load and attach XDP (effective capabilities: {effective:#x}); run it as root, e.g. `sudo handshake ...`"
+            "loading and attaching XDP needs CAP_BPF and CAP_NET_ADMIN (effective capabilities: {effective:#x}); run handshake as root, e.g. `sudo handshake run ...`"
         );
     }
     Ok(())

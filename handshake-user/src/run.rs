@@ -49,8 +49,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         format!("{mode:?}").to_lowercase()
     );
 
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler failed")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler failed")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler failed")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("installing the SIGINT handler failed")?;
     let mut ticks = tokio::time::interval(options.interval);
     // The program logs only rare failures; reading its ring buffer 10 times a second is
     // plenty and needs no fd registration.
@@ -71,6 +73,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     handshake.detach()?;
     let totals = handshake.counters()?;
-    println!("\ndetached from {}; totals:\n{}", options.iface, totals.table(&totals, 1.0));
+    println!(
+        "\ndetached from {}; totals:\n{}",
+        options.iface,
+        totals.table(&totals, 1.0)
+    );
     Ok(())
 }

@@ -16,7 +16,10 @@ use handshake::{
     counters::Snapshot,
     interface,
     kernel_tcp::KernelTcp,
-    lab::{CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6, echo::EchoServer, run_in},
+    lab::{
+        CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6,
+        echo::EchoServer, run_in,
+    },
     loader::{Handshake, Mode, PassThrough},
 };
 use handshake_common::counters::Counter;
@@ -42,20 +45,35 @@ struct Protected {
 fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) -> Protected {
     common::require_root();
     let lab = Lab::create("e2e").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies).unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", tcp_timestamps).unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies)
+        .unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", tcp_timestamps)
+        .unwrap();
     let server = EchoServer::start(&lab.server, PORT).unwrap();
-    let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE)).unwrap().unwrap();
+    let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
+        .unwrap()
+        .unwrap();
     let (handshake, wscale) = run_in(&lab.server, move || {
         let kernel = KernelTcp::read().unwrap();
         let mut handshake = Handshake::load().unwrap();
-        handshake.set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap()).unwrap();
+        handshake
+            .set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap())
+            .unwrap();
         handshake.set_ports(&[PORT]).unwrap();
-        assert_eq!(handshake.attach(SERVER_IFACE, Mode::Native).unwrap(), Mode::Native);
+        assert_eq!(
+            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
+            Mode::Native
+        );
         (handshake, kernel.wscale)
     })
     .unwrap();
-    Protected { lab, handshake, wscale, _peer: peer, _server: server }
+    Protected {
+        lab,
+        handshake,
+        wscale,
+        _peer: peer,
+        _server: server,
+    }
 }
 
 /// What the client saw of one connection: tcpi_options and (snd_wscale, rcv_wscale).
@@ -69,7 +87,9 @@ struct Negotiated {
 fn echo(server: SocketAddr, size: usize) -> Negotiated {
     let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
         .unwrap_or_else(|error| panic!("connecting to {server} through handshake failed: {error}"));
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let writer = {
         let mut stream = stream.try_clone().unwrap();
@@ -77,7 +97,9 @@ fn echo(server: SocketAddr, size: usize) -> Negotiated {
         std::thread::spawn(move || stream.write_all(&message).unwrap())
     };
     let mut reply = vec![0u8; size];
-    stream.read_exact(&mut reply).unwrap_or_else(|error| panic!("echo from {server} failed: {error}"));
+    stream
+        .read_exact(&mut reply)
+        .unwrap_or_else(|error| panic!("echo from {server} failed: {error}"));
     writer.join().unwrap();
     assert!(reply == message, "{server} echoed different bytes");
     // struct tcp_info: byte 5 is tcpi_options, byte 6 holds snd_wscale (low nibble) and
@@ -85,10 +107,19 @@ fn echo(server: SocketAddr, size: usize) -> Negotiated {
     let mut info = [0u8; 232];
     let mut len = info.len() as libc::socklen_t;
     let result = unsafe {
-        libc::getsockopt(stream.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
     };
     assert_eq!(result, 0, "TCP_INFO");
-    Negotiated { options: info[5] & 0x7, snd_wscale: info[6] & 0xf }
+    Negotiated {
+        options: info[5] & 0x7,
+        snd_wscale: info[6] & 0xf,
+    }
 }
 
 /// Makes `CONNECTIONS` connections over each family and returns what each negotiated.
@@ -106,7 +137,13 @@ fn connect_both_families(lab: &Lab, size: usize) -> Vec<Negotiated> {
 }
 
 fn kernel_counters(lab: &Lab) -> [u64; 4] {
-    ["TcpExtSyncookiesRecv", "TcpExtSyncookiesSent", "TcpExtSyncookiesFailed", "TcpOutRsts"].map(|name| lab.nstat(&lab.server, name).unwrap())
+    [
+        "TcpExtSyncookiesRecv",
+        "TcpExtSyncookiesSent",
+        "TcpExtSyncookiesFailed",
+        "TcpOutRsts",
+    ]
+    .map(|name| lab.nstat(&lab.server, name).unwrap())
 }
 
 /// The handshake counters that describe handshakes, which must match exactly.
@@ -145,7 +182,10 @@ fn connections_complete_through_xdp_cookies_on_ipv4_and_ipv6() {
     let counted = bed.handshake.counters().unwrap();
     let total = u64::from(2 * CONNECTIONS);
     assert_eq!(handshake_counts(&counted), expect(total, total, 0));
-    assert!(counted.get(Counter::PassedEstablished) >= 2 * total, "data and FINs pass as established");
+    assert!(
+        counted.get(Counter::PassedEstablished) >= 2 * total,
+        "data and FINs pass as established"
+    );
     let kernel_after = kernel_counters(&bed.lab);
     // [SyncookiesRecv, SyncookiesSent, SyncookiesFailed, OutRsts]: the kernel accepted every
     // cookie ACK and sent no SYN-ACK of its own.
@@ -168,10 +208,26 @@ fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
     assert_eq!(handshake_counts(&counted), expect(total, total, 0));
     let all = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
     for n in &negotiated {
-        assert_eq!(n, &Negotiated { options: all, snd_wscale: bed.wscale });
+        assert_eq!(
+            n,
+            &Negotiated {
+                options: all,
+                snd_wscale: bed.wscale
+            }
+        );
     }
-    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesRecv").unwrap(), total);
-    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesFailed").unwrap(), 0);
+    assert_eq!(
+        bed.lab
+            .nstat(&bed.lab.server, "TcpExtSyncookiesRecv")
+            .unwrap(),
+        total
+    );
+    assert_eq!(
+        bed.lab
+            .nstat(&bed.lab.server, "TcpExtSyncookiesFailed")
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -181,15 +237,33 @@ fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
     let counted = bed.handshake.counters().unwrap();
     let total = u64::from(2 * CONNECTIONS);
     assert_eq!(handshake_counts(&counted), expect(0, 0, total));
-    assert_eq!(bed.lab.nstat(&bed.lab.server, "TcpExtSyncookiesRecv").unwrap(), 0);
+    assert_eq!(
+        bed.lab
+            .nstat(&bed.lab.server, "TcpExtSyncookiesRecv")
+            .unwrap(),
+        0
+    );
     // The kernel's own SYN-ACKs negotiate everything.
-    assert!(negotiated.iter().all(|n| n.options == TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE));
+    assert!(
+        negotiated
+            .iter()
+            .all(|n| n.options == TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)
+    );
 }
 
 /// Sends raw frames out of the client's veth (AF_PACKET), as a forger would.
 fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
-    let server_mac = lab.output(&lab.server, &["cat", &format!("/sys/class/net/{SERVER_IFACE}/address")]).unwrap();
-    let mac: Vec<u8> = server_mac.trim().split(':').map(|byte| u8::from_str_radix(byte, 16).unwrap()).collect();
+    let server_mac = lab
+        .output(
+            &lab.server,
+            &["cat", &format!("/sys/class/net/{SERVER_IFACE}/address")],
+        )
+        .unwrap();
+    let mac: Vec<u8> = server_mac
+        .trim()
+        .split(':')
+        .map(|byte| u8::from_str_radix(byte, 16).unwrap())
+        .collect();
     run_in(&lab.client, move || {
         let index = interface::index(CLIENT_IFACE).unwrap();
         let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
@@ -211,7 +285,12 @@ fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
                     std::mem::size_of::<libc::sockaddr_ll>() as u32,
                 )
             };
-            assert_eq!(sent, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                sent,
+                frame.len() as isize,
+                "sendto: {}",
+                std::io::Error::last_os_error()
+            );
         }
         unsafe { libc::close(socket) };
     })
@@ -265,7 +344,11 @@ fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
     assert_eq!(counted.get(Counter::AckValidated), 0);
     let kernel_after = kernel_counters(&bed.lab);
     // No cookie failure and no RST: the kernel never saw them.
-    assert_eq!([2, 3].map(|i| kernel_after[i] - kernel_before[i]), [0, 0], "SyncookiesFailed, OutRsts");
+    assert_eq!(
+        [2, 3].map(|i| kernel_after[i] - kernel_before[i]),
+        [0, 0],
+        "SyncookiesFailed, OutRsts"
+    );
     // Real connections still complete.
     connect_both_families(&bed.lab, 16);
 }

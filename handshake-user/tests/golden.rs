@@ -53,11 +53,19 @@ impl Bed {
             .handshake
             .program()
             .unwrap()
-            .test_run(TestRunOptions { data_in: Some(input), data_out: Some(&mut output), ..TestRunOptions::new() })
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut output),
+                ..TestRunOptions::new()
+            })
             .expect("BPF_PROG_TEST_RUN failed");
         output.truncate(result.data_size_out as usize);
         let counted = self.handshake.counters().unwrap().since(&before);
-        Outcome { verdict: result.return_value, output, counted }
+        Outcome {
+            verdict: result.return_value,
+            output,
+            counted,
+        }
     }
 }
 
@@ -71,37 +79,65 @@ fn assert_counted(outcome: &Outcome, expected: Counter) {
 
 fn assert_passed_untouched(bed: &mut Bed, input: &[u8], expected: Counter) {
     let outcome = bed.run(input);
-    assert_eq!(outcome.verdict, XDP_PASS, "verdict for a {expected:?} frame");
+    assert_eq!(
+        outcome.verdict, XDP_PASS,
+        "verdict for a {expected:?} frame"
+    );
     assert_eq!(outcome.output, input, "a passed frame must not change");
     assert_counted(&outcome, expected);
 }
 
 /// Runs `test` in a fresh lab's server namespace with the program loaded (not attached).
-fn with_bed(syncookies: &'static str, timestamps: bool, test: impl FnOnce(&mut Bed) + Send + 'static) {
+fn with_bed(
+    syncookies: &'static str,
+    timestamps: bool,
+    test: impl FnOnce(&mut Bed) + Send + 'static,
+) {
     common::require_root();
     let lab = Lab::create("golden").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies).unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies)
+        .unwrap();
     if timestamps {
-        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2").unwrap();
+        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
+            .unwrap();
     }
     let _server = EchoServer::start(&lab.server, PROTECTED).unwrap();
     let result = run_in(&lab.server, move || {
         let kernel = KernelTcp::read().unwrap();
         let mut handshake = Handshake::load().unwrap();
-        handshake.set_config(&kernel.config(1460, 1440, timestamps).unwrap()).unwrap();
+        handshake
+            .set_config(&kernel.config(1460, 1440, timestamps).unwrap())
+            .unwrap();
         handshake.set_ports(&[PROTECTED, NO_LISTENER]).unwrap();
-        test(&mut Bed { handshake, wscale: kernel.wscale });
+        test(&mut Bed {
+            handshake,
+            wscale: kernel.wscale,
+        });
     });
     result.expect("the test failed inside the server namespace (see the panic above)");
 }
 
 fn syn_v4(options: &[u8]) -> Vec<u8> {
-    packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options))
+    packet::ipv4(
+        CLIENT,
+        SERVER,
+        &[],
+        &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options),
+    )
 }
 
 /// The SYN-ACK we expect for a SYN from the client: everything but the cookie is known.
 fn syn_ack_v4(cookie: u32, window: u16, options: &[u8]) -> Vec<u8> {
-    let tcp = Tcp { source_port: PROTECTED, dest_port: CLIENT_PORT, seq: cookie, ack: CLIENT_SEQ.wrapping_add(1), flags: SYN | ACK, window, options, payload: &[] };
+    let tcp = Tcp {
+        source_port: PROTECTED,
+        dest_port: CLIENT_PORT,
+        seq: cookie,
+        ack: CLIENT_SEQ.wrapping_add(1),
+        flags: SYN | ACK,
+        window,
+        options,
+        payload: &[],
+    };
     packet::ipv4(SERVER, CLIENT, &[], &tcp)
 }
 
@@ -111,7 +147,16 @@ fn cookie_of(frame: &[u8], tcp_offset: usize) -> u32 {
 
 /// The client's third packet for `cookie`, checked the way the kernel will check it.
 fn third_ack_v4(cookie: u32) -> Vec<u8> {
-    let tcp = Tcp { source_port: CLIENT_PORT, dest_port: PROTECTED, seq: CLIENT_SEQ.wrapping_add(1), ack: cookie.wrapping_add(1), flags: ACK, window: 502, options: &[], payload: &[] };
+    let tcp = Tcp {
+        source_port: CLIENT_PORT,
+        dest_port: PROTECTED,
+        seq: CLIENT_SEQ.wrapping_add(1),
+        ack: cookie.wrapping_add(1),
+        flags: ACK,
+        window: 502,
+        options: &[],
+        payload: &[],
+    };
     packet::ipv4(CLIENT, SERVER, &[], &tcp)
 }
 
@@ -155,7 +200,10 @@ fn ipv4_syn_with_linux_options_gets_mss_only_without_timestamps_mode() {
 }
 
 fn monotonic_ms() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
 }
@@ -173,12 +221,15 @@ fn ipv4_syn_in_timestamps_mode_carries_sack_ts_and_wscale() {
         // the millisecond clock, at most 64 ms behind.
         assert_eq!(tsval & 0x3f, 0x17);
         assert!(
-            u64::from(tsval) + 64 >= before_ms & 0xffff_ffff && u64::from(tsval) <= after_ms & 0xffff_ffff,
+            u64::from(tsval) + 64 >= before_ms & 0xffff_ffff
+                && u64::from(tsval) <= after_ms & 0xffff_ffff,
             "TSval {tsval} is not the monotonic clock ({before_ms}..{after_ms} ms)"
         );
         let cookie = cookie_of(&outcome.output, 34);
         let [t0, t1, t2, t3] = tsval.to_be_bytes();
-        let options = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, t0, t1, t2, t3, 1, 2, 3, 4, 1, 3, 3, bed.wscale];
+        let options = [
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, t0, t1, t2, t3, 1, 2, 3, 4, 1, 3, 3, bed.wscale,
+        ];
         assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &options));
     });
 }
@@ -198,7 +249,12 @@ fn timestamps_mode_without_client_timestamps_sends_mss_only() {
 fn ipv4_options_are_not_echoed() {
     with_bed("2", false, |bed| {
         // IHL 6: one 4-byte option word of NOPs then EOL.
-        let syn = packet::ipv4(CLIENT, SERVER, &[1, 1, 1, 0], &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460));
+        let syn = packet::ipv4(
+            CLIENT,
+            SERVER,
+            &[1, 1, 1, 0],
+            &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460),
+        );
         let outcome = bed.run(&syn);
         assert_eq!(outcome.verdict, XDP_TX);
         let cookie = cookie_of(&outcome.output, 34);
@@ -211,23 +267,53 @@ fn ipv4_options_are_not_echoed() {
 fn ipv6_syn_with_and_without_options() {
     with_bed("2", false, |bed| {
         for options in [&LINUX_SYN_OPTIONS[..], &[][..]] {
-            let syn = packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options));
+            let syn = packet::ipv6(
+                CLIENT6,
+                SERVER6,
+                64,
+                &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options),
+            );
             let outcome = bed.run(&syn);
             assert_eq!(outcome.verdict, XDP_TX, "SYN with options {options:?}");
             assert_counted(&outcome, Counter::SynAckSent);
             let cookie = cookie_of(&outcome.output, 54);
             // IPv6 cookie MSS table: 1460 -> 1440; none -> the IPv6 minimum 1220.
-            let window = if options.is_empty() { 65535 - 65535 % 1220 } else { 65535 - 65535 % 1440 };
-            let tcp = Tcp { source_port: PROTECTED, dest_port: CLIENT_PORT, seq: cookie, ack: CLIENT_SEQ + 1, flags: SYN | ACK, window, options: &[2, 4, 0x05, 0xa0], payload: &[] };
+            let window = if options.is_empty() {
+                65535 - 65535 % 1220
+            } else {
+                65535 - 65535 % 1440
+            };
+            let tcp = Tcp {
+                source_port: PROTECTED,
+                dest_port: CLIENT_PORT,
+                seq: cookie,
+                ack: CLIENT_SEQ + 1,
+                flags: SYN | ACK,
+                window,
+                options: &[2, 4, 0x05, 0xa0],
+                payload: &[],
+            };
             assert_eq!(outcome.output, packet::ipv6(SERVER6, CLIENT6, 64, &tcp));
 
-            let ack = Tcp { source_port: CLIENT_PORT, dest_port: PROTECTED, seq: CLIENT_SEQ + 1, ack: cookie.wrapping_add(1), flags: ACK, window: 502, options: &[], payload: &[] };
+            let ack = Tcp {
+                source_port: CLIENT_PORT,
+                dest_port: PROTECTED,
+                seq: CLIENT_SEQ + 1,
+                ack: cookie.wrapping_add(1),
+                flags: ACK,
+                window: 502,
+                options: &[],
+                payload: &[],
+            };
             let valid = bed.run(&packet::ipv6(CLIENT6, SERVER6, 64, &ack));
             assert_eq!(valid.verdict, XDP_PASS);
             assert_counted(&valid, Counter::AckValidated);
             // Not cookie + 2: the kernel adds the MSS index to the cookie rather than hashing
             // it, so a neighbouring value can decode as another valid MSS.
-            let forged = Tcp { ack: (cookie ^ 0x00ff_0000).wrapping_add(1), ..ack };
+            let forged = Tcp {
+                ack: (cookie ^ 0x00ff_0000).wrapping_add(1),
+                ..ack
+            };
             let forged = bed.run(&packet::ipv6(CLIENT6, SERVER6, 64, &forged));
             assert_eq!(forged.verdict, XDP_DROP);
             assert_counted(&forged, Counter::AckDroppedForged);
@@ -238,9 +324,19 @@ fn ipv6_syn_with_and_without_options() {
 #[test]
 fn syns_the_kernel_must_answer_pass_untouched() {
     with_bed("2", false, |bed| {
-        let unprotected = packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, UNPROTECTED, CLIENT_SEQ, &MSS_1460));
+        let unprotected = packet::ipv4(
+            CLIENT,
+            SERVER,
+            &[],
+            &Tcp::syn(CLIENT_PORT, UNPROTECTED, CLIENT_SEQ, &MSS_1460),
+        );
         assert_passed_untouched(bed, &unprotected, Counter::PassedUnprotected);
-        let no_listener = packet::ipv4(CLIENT, SERVER, &[], &Tcp::syn(CLIENT_PORT, NO_LISTENER, CLIENT_SEQ, &MSS_1460));
+        let no_listener = packet::ipv4(
+            CLIENT,
+            SERVER,
+            &[],
+            &Tcp::syn(CLIENT_PORT, NO_LISTENER, CLIENT_SEQ, &MSS_1460),
+        );
         assert_passed_untouched(bed, &no_listener, Counter::SynPassedNoListener);
     });
 }
@@ -256,8 +352,15 @@ fn without_cookie_mode_syns_go_to_the_kernel() {
 fn other_tcp_to_protected_ports_passes() {
     with_bed("2", false, |bed| {
         for flags in [RST, FIN, SYN | ACK, SYN | RST, SYN | FIN, 0] {
-            let tcp = Tcp { flags, ..Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[]) };
-            assert_passed_untouched(bed, &packet::ipv4(CLIENT, SERVER, &[], &tcp), Counter::PassedOtherTcp);
+            let tcp = Tcp {
+                flags,
+                ..Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[])
+            };
+            assert_passed_untouched(
+                bed,
+                &packet::ipv4(CLIENT, SERVER, &[], &tcp),
+                Counter::PassedOtherTcp,
+            );
         }
     });
 }
@@ -274,7 +377,12 @@ fn not_tcp_passes() {
         let mut arp = packet::ethernet(packet::SERVER_MAC, packet::CLIENT_MAC, [0x08, 0x06]);
         arp.extend_from_slice(&[0; 28]);
         assert_passed_untouched(bed, &arp, Counter::PassedNotTcp);
-        let mut ipv6_extension = packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[]));
+        let mut ipv6_extension = packet::ipv6(
+            CLIENT6,
+            SERVER6,
+            64,
+            &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &[]),
+        );
         ipv6_extension[20] = 0; // Hop-by-Hop Options header next
         assert_passed_untouched(bed, &ipv6_extension, Counter::PassedNotTcp);
     });
@@ -283,7 +391,15 @@ fn not_tcp_passes() {
 #[test]
 fn truncated_frames_are_malformed_and_pass() {
     with_bed("2", false, |bed| {
-        for syn in [syn_v4(&LINUX_SYN_OPTIONS), packet::ipv6(CLIENT6, SERVER6, 64, &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &LINUX_SYN_OPTIONS))] {
+        for syn in [
+            syn_v4(&LINUX_SYN_OPTIONS),
+            packet::ipv6(
+                CLIENT6,
+                SERVER6,
+                64,
+                &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &LINUX_SYN_OPTIONS),
+            ),
+        ] {
             // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
             for len in 14..syn.len() {
                 let outcome = bed.run(&syn[..len]);
@@ -308,8 +424,19 @@ fn established_connections_pass() {
         let server = SocketAddr::new(SERVER_V4.into(), PROTECTED);
         let stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(3)).unwrap();
         let local = stream.local_addr().unwrap();
-        let std::net::IpAddr::V4(local_ip) = local.ip() else { panic!("IPv4 expected") };
-        let tcp = Tcp { source_port: local.port(), dest_port: PROTECTED, seq: 1, ack: 1, flags: ACK, window: 502, options: &[], payload: b"data" };
+        let std::net::IpAddr::V4(local_ip) = local.ip() else {
+            panic!("IPv4 expected")
+        };
+        let tcp = Tcp {
+            source_port: local.port(),
+            dest_port: PROTECTED,
+            seq: 1,
+            ack: 1,
+            flags: ACK,
+            window: 502,
+            options: &[],
+            payload: b"data",
+        };
         let frame = packet::ipv4(local_ip.octets(), SERVER, &[], &tcp);
         assert_passed_untouched(bed, &frame, Counter::PassedEstablished);
         drop(stream);

@@ -3,7 +3,8 @@
 //! - `setup`: what a fresh Debian machine needs to build and test (run by every other command);
 //! - `build`: the `handshake` binary with the XDP program embedded;
 //! - `test`:  every test, unit and privileged, as CI runs them;
-//! - `demo`:  a namespace lab with handshake in front of a real service.
+//! - `demo`:  a namespace lab with handshake in front of a real service;
+//! - `lint`:  rustfmt and clippy on both sides.
 
 mod setup;
 
@@ -35,6 +36,8 @@ enum Task {
     /// Build a namespace lab, attach handshake in front of an echo service, connect
     /// through it and show the counters. Needs root.
     Demo,
+    /// rustfmt and clippy (-D warnings) over the host crates and the XDP program.
+    Lint,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +45,10 @@ fn main() -> anyhow::Result<()> {
     let tools = setup::run()?;
     match cli.command {
         Task::Setup => Ok(()),
-        Task::Build => cargo(&tools, &["build", "--release", "--package", "handshake-user"]),
+        Task::Build => cargo(
+            &tools,
+            &["build", "--release", "--package", "handshake-user"],
+        ),
         Task::Test { args } => {
             require_root("the tests attach XDP programs and create network namespaces")?;
             let mut command = vec!["test", "--workspace", "--exclude", "handshake-ebpf", "--"];
@@ -51,21 +57,73 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Demo => {
             require_root("the demo creates network namespaces and attaches XDP")?;
-            cargo(&tools, &["build", "--release", "--package", "handshake-user"])?;
+            cargo(
+                &tools,
+                &["build", "--release", "--package", "handshake-user"],
+            )?;
             let binary = setup::workspace_root().join("target/release/handshake");
             run(Command::new(binary).arg("demo"))
+        }
+        Task::Lint => {
+            nightly_cargo(&tools, &["fmt", "--all", "--check"])?;
+            cargo(
+                &tools,
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--exclude",
+                    "handshake-ebpf",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+            let bpf = [
+                "+nightly",
+                "clippy",
+                "--package",
+                "handshake-ebpf",
+                "--release",
+            ];
+            let target = [
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+                "--",
+                "-D",
+                "warnings",
+            ];
+            cargo(&tools, &[&bpf[..], &target[..]].concat())
         }
     }
 }
 
 fn cargo(tools: &setup::Tools, args: &[&str]) -> anyhow::Result<()> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.args(args).current_dir(setup::workspace_root()).env("PATH", tools.path());
+    command
+        .args(args)
+        .current_dir(setup::workspace_root())
+        .env("PATH", tools.path());
+    run(&mut command)
+}
+
+/// The XDP program builds only with nightly (-Z build-std); rustfmt.toml uses nightly
+/// options. `rustup run` picks the toolchain even where $CARGO names stable's cargo.
+fn nightly_cargo(tools: &setup::Tools, args: &[&str]) -> anyhow::Result<()> {
+    let mut command = Command::new("rustup");
+    command.args(["run", "nightly", "cargo"]).args(args);
+    command
+        .current_dir(setup::workspace_root())
+        .env("PATH", tools.path());
     run(&mut command)
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("starting {command:?} failed"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {command:?} failed"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }

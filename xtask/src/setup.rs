@@ -17,7 +17,11 @@ use anyhow::{Context as _, anyhow, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages and a command each provides.
-const PACKAGES: [(&str, &str); 3] = [("iproute2", "ip"), ("iproute2", "nstat"), ("ethtool", "ethtool")];
+const PACKAGES: [(&str, &str); 3] = [
+    ("iproute2", "ip"),
+    ("iproute2", "nstat"),
+    ("ethtool", "ethtool"),
+];
 
 pub struct Tools {
     bpf_linker_bin: PathBuf,
@@ -33,7 +37,10 @@ impl Tools {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 pub fn run() -> anyhow::Result<Tools> {
@@ -55,16 +62,25 @@ fn cache_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(program).args(args).output().with_context(|| format!("running {program} failed"))?;
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} failed"))?;
     if !output.status.success() {
-        bail!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn step(what: &str, command: &mut Command) -> anyhow::Result<()> {
     eprintln!("setup: {what}");
-    let status = command.status().with_context(|| format!("starting {command:?} failed"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("starting {command:?} failed"))?;
     if !status.success() {
         bail!("setup: {what} failed ({status}); see the output above");
     }
@@ -89,7 +105,10 @@ fn bpf_linker() -> anyhow::Result<PathBuf> {
     let cache = cache_dir()?;
     let root = cache.join(format!("bpf-linker-{BPF_LINKER_VERSION}"));
     let binary = root.join("bin/bpf-linker");
-    if binary.exists() && output(binary.to_str().expect("UTF-8 cache path"), &["--version"]).is_ok_and(|v| v.contains(BPF_LINKER_VERSION)) {
+    if binary.exists()
+        && output(binary.to_str().expect("UTF-8 cache path"), &["--version"])
+            .is_ok_and(|v| v.contains(BPF_LINKER_VERSION))
+    {
         return Ok(root.join("bin"));
     }
 
@@ -106,7 +125,12 @@ fn bpf_linker() -> anyhow::Result<PathBuf> {
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .find(|name| name.starts_with("libLLVM.so."))
-        .ok_or_else(|| anyhow!("no libLLVM.so.* in {}; is the nightly toolchain complete?", lib_dir.display()))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "no libLLVM.so.* in {}; is the nightly toolchain complete?",
+                lib_dir.display()
+            )
+        })?;
 
     // llvm-sys looks for $LLVM_PREFIX/lib/libLLVM.so; the loader then wants the soname.
     let prefix = cache.join(format!("llvm-{llvm_major}"));
@@ -115,12 +139,20 @@ fn bpf_linker() -> anyhow::Result<PathBuf> {
     for name in ["libLLVM.so", libllvm.as_str()] {
         let link = prefix_lib.join(name);
         let _ = fs::remove_file(&link);
-        symlink(lib_dir.join(&libllvm), &link).with_context(|| format!("linking {}", link.display()))?;
+        symlink(lib_dir.join(&libllvm), &link)
+            .with_context(|| format!("linking {}", link.display()))?;
     }
     step(
-        &format!("building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {llvm_major} (about a minute, once)"),
+        &format!(
+            "building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {llvm_major} (about a minute, once)"
+        ),
         Command::new("cargo")
-            .args(["install", "--locked", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--no-default-features"])
+            .args([
+                "install",
+                "--locked",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--no-default-features",
+            ])
             .args(["--features", &format!("llvm-{llvm_major}"), "--root"])
             .arg(&root)
             .env("LLVM_PREFIX", &prefix),
@@ -140,18 +172,29 @@ fn debian_packages() -> anyhow::Result<()> {
     let mut missing = missing;
     missing.dedup();
     if Command::new("apt-get").arg("--version").output().is_err() {
-        bail!("the tests need the Debian packages {missing:?}; install them with your package manager");
+        bail!(
+            "the tests need the Debian packages {missing:?}; install them with your package manager"
+        );
     }
-    step("refreshing the Debian package lists", Command::new("apt-get").args(["update", "-q"]))?;
+    step(
+        "refreshing the Debian package lists",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
     step(
         &format!("installing {}", missing.join(" ")),
-        Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"),
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
 
 fn which(command: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = env::split_paths(&env::var_os("PATH").unwrap_or_default()).collect();
+    let mut dirs: Vec<PathBuf> =
+        env::split_paths(&env::var_os("PATH").unwrap_or_default()).collect();
     // Root's tools live in sbin, which a non-login PATH may lack.
     dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter().map(|dir| dir.join(command)).find(|path| path.is_file())
+    dirs.into_iter()
+        .map(|dir| dir.join(command))
+        .find(|path| path.is_file())
 }

@@ -35,7 +35,9 @@ impl EchoServer {
                     return;
                 }
             };
-            listener.set_nonblocking(true).expect("nonblocking listener");
+            listener
+                .set_nonblocking(true)
+                .expect("nonblocking listener");
             let _ = ready_tx.send(Ok(()));
             while !stopping.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -46,8 +48,13 @@ impl EchoServer {
                 }
             }
         })?;
-        ready_rx.recv()?.with_context(|| format!("binding the echo server to port {port} failed"))?;
-        Ok(Self { stop, thread: Some(thread) })
+        ready_rx
+            .recv()?
+            .with_context(|| format!("binding the echo server to port {port} failed"))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -79,7 +86,9 @@ pub fn exchange(server: SocketAddr, message: &[u8]) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(3)))?;
     stream.write_all(message)?;
     let mut reply = vec![0u8; message.len()];
-    stream.read_exact(&mut reply).with_context(|| format!("reading the echo from {server} failed"))?;
+    stream
+        .read_exact(&mut reply)
+        .with_context(|| format!("reading the echo from {server} failed"))?;
     if reply != message {
         bail!("{server} echoed {reply:?} for {message:?}");
     }

@@ -33,18 +33,47 @@ impl Lab {
     /// tests never meet.
     pub fn create(tag: &str) -> anyhow::Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let id = format!("hs-{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let lab = Self { server: format!("{id}-server"), client: format!("{id}-client") };
+        let id = format!(
+            "hs-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Self {
+            server: format!("{id}-server"),
+            client: format!("{id}-client"),
+        };
         ip(&["netns", "add", &lab.server])?;
         ip(&["netns", "add", &lab.client])?;
-        ip(&["-n", &lab.server, "link", "add", SERVER_IFACE, "type", "veth", "peer", "name", CLIENT_IFACE, "netns", &lab.client])?;
+        ip(&[
+            "-n",
+            &lab.server,
+            "link",
+            "add",
+            SERVER_IFACE,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            CLIENT_IFACE,
+            "netns",
+            &lab.client,
+        ])?;
         for (ns, iface, v4, v6) in [
             (&lab.server, SERVER_IFACE, SERVER_V4, SERVER_V6),
             (&lab.client, CLIENT_IFACE, CLIENT_V4, CLIENT_V6),
         ] {
             ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", iface])?;
             // nodad: the address is usable at once instead of after duplicate detection.
-            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", iface, "nodad"])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                iface,
+                "nodad",
+            ])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "link", "set", iface, "up"])?;
         }
@@ -68,9 +97,15 @@ impl Lab {
 
     /// Runs a command inside namespace `ns` and returns its standard output.
     pub fn output(&self, ns: &str, command: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new("ip").args(["netns", "exec", ns]).args(command).output()?;
+        let output = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(command)
+            .output()?;
         if !output.status.success() {
-            bail!("{command:?} in {ns} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "{command:?} in {ns} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
         Ok(String::from_utf8(output.stdout)?)
     }
@@ -79,13 +114,24 @@ impl Lab {
     pub fn nstat(&self, ns: &str, name: &str) -> anyhow::Result<u64> {
         let text = self.output(ns, &["nstat", "-az", "--json"])?;
         let key = format!("\"{name}\":");
-        let start = text.find(&key).with_context(|| format!("nstat has no counter {name}"))? + key.len();
-        let digits: String = text[start..].chars().skip_while(|c| c.is_whitespace()).take_while(char::is_ascii_digit).collect();
+        let start = text
+            .find(&key)
+            .with_context(|| format!("nstat has no counter {name}"))?
+            + key.len();
+        let digits: String = text[start..]
+            .chars()
+            .skip_while(|c| c.is_whitespace())
+            .take_while(char::is_ascii_digit)
+            .collect();
         Ok(digits.parse()?)
     }
 
     pub fn server_addr(v6: bool) -> IpAddr {
-        if v6 { IpAddr::V6(SERVER_V6) } else { IpAddr::V4(SERVER_V4) }
+        if v6 {
+            IpAddr::V6(SERVER_V6)
+        } else {
+            IpAddr::V4(SERVER_V4)
+        }
     }
 }
 
@@ -98,9 +144,16 @@ impl Drop for Lab {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new("ip").args(args).output().context("running `ip` failed; install iproute2")?;
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running `ip` failed; install iproute2")?;
     if !output.status.success() {
-        bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }

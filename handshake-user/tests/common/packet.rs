@@ -12,12 +12,18 @@ pub const ACK: u8 = 0x10;
 pub const FIN: u8 = 0x01;
 
 /// What Linux 6.x puts in a SYN: MSS 1460, SACK_PERM, TS (TSval 0x01020304), NOP, WS 7.
-pub const LINUX_SYN_OPTIONS: [u8; 20] = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7];
+pub const LINUX_SYN_OPTIONS: [u8; 20] = [
+    2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7,
+];
 
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u64 = 0;
     for chunk in data.chunks(2) {
-        let word = if chunk.len() == 2 { u16::from_be_bytes([chunk[0], chunk[1]]) } else { u16::from(chunk[0]) << 8 };
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from(chunk[0]) << 8
+        };
         sum += u64::from(word);
     }
     while sum > 0xffff {
@@ -41,7 +47,16 @@ pub struct Tcp<'a> {
 
 impl Tcp<'_> {
     pub fn syn(source_port: u16, dest_port: u16, seq: u32, options: &[u8]) -> Tcp<'_> {
-        Tcp { source_port, dest_port, seq, ack: 0, flags: SYN, window: 64240, options, payload: &[] }
+        Tcp {
+            source_port,
+            dest_port,
+            seq,
+            ack: 0,
+            flags: SYN,
+            window: 64240,
+            options,
+            payload: &[],
+        }
     }
 
     /// The segment with its checksum over `pseudo` (the pseudo-header's bytes).
@@ -74,7 +89,15 @@ pub fn ipv4(src: [u8; 4], dst: [u8; 4], ip_options: &[u8], tcp: &Tcp) -> Vec<u8>
 }
 
 /// The same with the header fields a SYN-ACK sets chosen by the caller.
-pub fn ipv4_with(src: [u8; 4], dst: [u8; 4], ip_options: &[u8], id: u16, ttl: u8, frag: u16, tcp: &Tcp) -> Vec<u8> {
+pub fn ipv4_with(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ip_options: &[u8],
+    id: u16,
+    ttl: u8,
+    frag: u16,
+    tcp: &Tcp,
+) -> Vec<u8> {
     let (src_mac, dst_mac) = macs(src[3]);
     let mut pseudo = Vec::new();
     pseudo.extend_from_slice(&src);
@@ -125,5 +148,9 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], ether_type: [u8; 2]) -> Vec<u8> {
 
 /// Frames from the client (address ending in 2) go client MAC -> server MAC.
 fn macs(last_src_byte: u8) -> ([u8; 6], [u8; 6]) {
-    if last_src_byte == 2 { (CLIENT_MAC, SERVER_MAC) } else { (SERVER_MAC, CLIENT_MAC) }
+    if last_src_byte == 2 {
+        (CLIENT_MAC, SERVER_MAC)
+    } else {
+        (SERVER_MAC, CLIENT_MAC)
+    }
 }
