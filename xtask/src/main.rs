@@ -66,36 +66,18 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Lint => {
             nightly_cargo(&tools, &["fmt", "--all", "--check"])?;
-            cargo(
-                &tools,
-                &[
-                    "clippy",
-                    "--workspace",
-                    "--exclude",
-                    "handshake-ebpf",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            )?;
-            let bpf = [
-                "+nightly",
+            let deny = ["--", "-D", "warnings"];
+            let host = [
                 "clippy",
-                "--package",
+                "--workspace",
+                "--exclude",
                 "handshake-ebpf",
-                "--release",
+                "--all-targets",
             ];
-            let target = [
-                "--target",
-                "bpfel-unknown-none",
-                "-Z",
-                "build-std=core",
-                "--",
-                "-D",
-                "warnings",
-            ];
-            cargo(&tools, &[&bpf[..], &target[..]].concat())
+            cargo(&tools, &[&host[..], &deny[..]].concat())?;
+            let bpf = ["clippy", "--package", "handshake-ebpf", "--release"];
+            let target = ["--target", "bpfel-unknown-none", "-Z", "build-std=core"];
+            nightly_cargo(&tools, &[&bpf[..], &target[..], &deny[..]].concat())
         }
     }
 }
