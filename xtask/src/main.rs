@@ -7,6 +7,7 @@
 //! - `lint`:  rustfmt and clippy on both sides.
 
 mod setup;
+mod test;
 
 use std::process::Command;
 
@@ -53,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             require_root("the tests attach XDP programs and create network namespaces")?;
             let mut command = vec!["test", "--workspace", "--exclude", "handshake-ebpf", "--"];
             command.extend(args.iter().map(String::as_str));
-            cargo(&tools, &command)
+            test::run(cargo_command(&tools, &command))
         }
         Task::Demo => {
             require_root("the demo creates network namespaces and attaches XDP")?;
@@ -83,12 +84,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn cargo(tools: &setup::Tools, args: &[&str]) -> anyhow::Result<()> {
+    run(&mut cargo_command(tools, args))
+}
+
+fn cargo_command(tools: &setup::Tools, args: &[&str]) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .args(args)
         .current_dir(setup::workspace_root())
         .env("PATH", tools.path());
-    run(&mut command)
+    command
 }
 
 /// The XDP program builds only with nightly (-Z build-std); rustfmt.toml uses nightly
