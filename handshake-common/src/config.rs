@@ -19,8 +19,14 @@ pub struct Config {
     /// (`tcp_select_initial_window`); advertised only in timestamps mode.
     pub wscale: u8,
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// How the loader attached the program (`MODE_*`); the program does not read it,
+    /// `handshake status` does.
+    pub mode: u8,
+    pub _pad: u8,
 }
+
+pub const MODE_NATIVE: u8 = 1;
+pub const MODE_GENERIC: u8 = 2;
 
 impl Config {
     pub const fn timestamps(&self) -> bool {
@@ -39,8 +45,12 @@ impl Config {
 /// Index of the single entry of the `CONFIG` array map.
 pub const CONFIG_KEY: u32 = 0;
 
-/// Entries of the `PORTS` array map: one per TCP port, non-zero when protected.
+/// Entries of the `PORTS` array map: one per TCP port. 0 means unprotected; a protected
+/// port holds its slot (1..=MAX_PORTS) in the `PORT_COUNTERS` map.
 pub const PORTS_LEN: u32 = 1 << 16;
+
+/// How many ports one interface can protect: each has a slot of per-port counters.
+pub const MAX_PORTS: u32 = 1024;
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}

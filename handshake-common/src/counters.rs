@@ -39,6 +39,38 @@ pub enum Counter {
 
 pub const COUNTER_COUNT: u32 = Counter::Malformed as u32 + 1;
 
+/// The verdicts also counted per protected port, in the `PORT_COUNTERS` per-CPU array
+/// (indexed by the port's slot, see `config::PORTS_LEN`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub syn_ack_sent: u64,
+    pub ack_validated: u64,
+    pub ack_dropped_forged: u64,
+}
+
+impl PortCounters {
+    /// Counts `counter` if it is one of the per-port verdicts.
+    #[inline(always)]
+    pub fn count(&mut self, counter: Counter) {
+        match counter {
+            Counter::SynAckSent => self.syn_ack_sent += 1,
+            Counter::AckValidated => self.ack_validated += 1,
+            Counter::AckDroppedForged => self.ack_dropped_forged += 1,
+            _ => {}
+        }
+    }
+
+    pub fn add(&mut self, other: &PortCounters) {
+        self.syn_ack_sent += other.syn_ack_sent;
+        self.ack_validated += other.ack_validated;
+        self.ack_dropped_forged += other.ack_dropped_forged;
+    }
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortCounters {}
+
 /// Every counter in map order, with its metric name and help text.
 pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
     (

@@ -255,7 +255,8 @@ mod tests {
         mss_ipv6: 1440,
         wscale: 10,
         flags: FLAG_TIMESTAMPS | FLAG_SACK | FLAG_WSCALE,
-        _pad: [0; 2],
+        mode: 0,
+        _pad: 0,
     };
     const LINUX_SYN: SynOptions = SynOptions {
         mss: 1460,

@@ -32,33 +32,39 @@ mod program {
 
     use crate::{
         ack,
-        headers::{self, Parsed},
+        headers::{self, Parsed, Segment},
         maps, syn,
     };
 
     #[xdp]
     pub fn handshake(ctx: XdpContext) -> u32 {
-        let (action, counter) = decide(&ctx);
-        maps::count(counter);
+        let segment = match headers::parse(&ctx) {
+            Parsed::Tcp(segment) => segment,
+            Parsed::NotTcp => return count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
+            Parsed::Malformed => return count(xdp_action::XDP_PASS, Counter::Malformed, None),
+        };
+        let Some(slot) = maps::protected_slot(segment.dest_port) else {
+            return count(xdp_action::XDP_PASS, Counter::PassedUnprotected, None);
+        };
+        let (action, counter) = decide(&ctx, &segment);
+        count(action, counter, Some(slot))
+    }
+
+    #[inline(always)]
+    fn count(action: u32, counter: Counter, slot: Option<u16>) -> u32 {
+        maps::count(counter, slot);
         action
     }
 
-    fn decide(ctx: &XdpContext) -> (u32, Counter) {
-        let segment = match headers::parse(ctx) {
-            Parsed::Tcp(segment) => segment,
-            Parsed::NotTcp => return (xdp_action::XDP_PASS, Counter::PassedNotTcp),
-            Parsed::Malformed => return (xdp_action::XDP_PASS, Counter::Malformed),
-        };
-        if !maps::is_protected(segment.dest_port) {
-            return (xdp_action::XDP_PASS, Counter::PassedUnprotected);
-        }
+    /// The verdict for a segment to a protected port.
+    fn decide(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
         let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
         if flags == tcp::SYN {
-            return syn::answer(ctx, &segment);
+            return syn::answer(ctx, segment);
         }
         // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
         if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
-            return ack::check(ctx, &segment);
+            return ack::check(ctx, segment);
         }
         (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
     }

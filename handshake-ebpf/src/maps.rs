@@ -6,16 +6,21 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
 };
 use handshake_common::{
-    config::{CONFIG_KEY, Config, PORTS_LEN},
-    counters::{COUNTER_COUNT, Counter},
+    config::{CONFIG_KEY, Config, MAX_PORTS, PORTS_LEN},
+    counters::{COUNTER_COUNT, Counter, PortCounters},
 };
 
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
 /// Indexed by TCP destination port: an array lookup is cheaper than a hash on every packet.
+/// Holds the port's counter slot, 0 when unprotected.
 #[map(name = "PORTS")]
-static PORTS: Array<u8> = Array::with_max_entries(PORTS_LEN, 0);
+static PORTS: Array<u16> = Array::with_max_entries(PORTS_LEN, 0);
+
+/// Per-port verdict counters by slot; slot 0 is never used.
+#[map(name = "PORT_COUNTERS")]
+static PORT_COUNTERS: PerCpuArray<PortCounters> = PerCpuArray::with_max_entries(MAX_PORTS + 1, 0);
 
 /// Per-CPU, so counting never contends between cores; the loader sums the CPUs.
 #[map(name = "COUNTERS")]
@@ -26,14 +31,24 @@ pub fn config() -> Option<&'static Config> {
     CONFIG.get(CONFIG_KEY)
 }
 
+/// The counter slot of a protected port, `None` for an unprotected one.
 #[inline(always)]
-pub fn is_protected(port: u16) -> bool {
-    matches!(PORTS.get(u32::from(port)), Some(&flag) if flag != 0)
+pub fn protected_slot(port: u16) -> Option<u16> {
+    match PORTS.get(u32::from(port)) {
+        Some(&slot) if slot != 0 => Some(slot),
+        _ => None,
+    }
 }
 
+/// Counts the verdict, and for a protected port also in that port's slot.
 #[inline(always)]
-pub fn count(counter: Counter) {
+pub fn count(counter: Counter, slot: Option<u16>) {
     if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
         unsafe { *value += 1 };
+    }
+    if let Some(slot) = slot
+        && let Some(port) = PORT_COUNTERS.get_ptr_mut(u32::from(slot))
+    {
+        unsafe { (*port).count(counter) };
     }
 }

@@ -35,3 +35,20 @@ pub fn mtu(iface: &str) -> anyhow::Result<u32> {
     }
     Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
 }
+
+/// The XDP program attached to `iface`, as "id N, name X", from `ip -details -json link`
+/// (iproute2 reads it over netlink: IFLA_XDP).
+pub fn xdp_program(iface: &str) -> Option<String> {
+    let output = std::process::Command::new("ip")
+        .args(["-details", "-json", "link", "show", "dev", iface])
+        .output()
+        .ok()?;
+    let links: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let prog = &links.get(0)?.get("xdp")?.get("prog")?;
+    let id = prog.get("id")?.as_u64()?;
+    let name = prog
+        .get("name")
+        .and_then(|name| name.as_str())
+        .unwrap_or("?");
+    Some(format!("id {id}, name {name}"))
+}

@@ -73,7 +73,8 @@ impl KernelTcp {
             mss_ipv6,
             wscale: self.wscale,
             flags,
-            _pad: [0; 2],
+            mode: 0,
+            _pad: 0,
         })
     }
 
@@ -143,7 +144,8 @@ mod tests {
                 mss_ipv6: 1440,
                 wscale: 10,
                 flags: 7,
-                _pad: [0; 2]
+                mode: 0,
+                _pad: 0
             }
         );
     }

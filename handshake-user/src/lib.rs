@@ -1,16 +1,24 @@
 //! The handshake loader: loads the XDP program, configures it from the command line and
 //! the kernel's sysctls, attaches it, and reads its counters.
 
+pub mod attach;
+pub mod config_file;
 pub mod counters;
 pub mod demo;
 pub mod interface;
 pub mod kernel_tcp;
 pub mod lab;
 pub mod loader;
+pub mod maps;
+pub mod metrics;
 pub mod mss;
+pub mod pins;
+pub mod port_table;
 pub mod ports;
 pub mod privileges;
 pub mod run;
+pub mod settings;
+pub mod stats;
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.
 pub static XDP_OBJECT: &[u8] =

@@ -1,54 +1,77 @@
 //! Loading the XDP program, filling its maps and attaching it to an interface.
 
+use std::path::Path;
+
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{ProgramError, Xdp, XdpMode, links::FdLink, xdp::XdpLinkId},
 };
-use handshake_common::{
-    config::{CONFIG_KEY, Config},
-    counters::COUNTER_COUNT,
-};
+use handshake_common::config::{Config, MODE_GENERIC, MODE_NATIVE};
 
-use crate::{XDP_OBJECT, counters::Snapshot};
+use crate::{XDP_OBJECT, counters::Snapshot, maps::Maps, pins};
 
 /// The program in the object that answers SYNs, and the pass-through one for veth peers.
 pub const PROGRAM: &str = "handshake";
 pub const PASS_PROGRAM: &str = "handshake_pass";
 
 /// How to attach: `Auto` tries native XDP and falls back to generic with a warning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     Native,
     Generic,
     Auto,
 }
 
-/// The handshake program, loaded and configured; detached when dropped.
+impl Mode {
+    /// The byte `Config::mode` records for `handshake status`.
+    pub fn config_byte(self) -> u8 {
+        match self {
+            Mode::Native => MODE_NATIVE,
+            _ => MODE_GENERIC,
+        }
+    }
+
+    pub fn from_config_byte(byte: u8) -> &'static str {
+        match byte {
+            MODE_NATIVE => "native",
+            MODE_GENERIC => "generic",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The handshake program, loaded and configured; detached when dropped unless its link
+/// was pinned.
 pub struct Handshake {
     ebpf: Ebpf,
-    config: Array<MapData, Config>,
-    ports: Array<MapData, u8>,
-    counters: PerCpuArray<MapData, u64>,
+    pub maps: Maps,
     attached: Option<(String, XdpLinkId, Mode)>,
 }
 
 impl Handshake {
     /// Loads the embedded object and runs the verifier over the program.
     pub fn load() -> anyhow::Result<Self> {
+        Self::load_with_pins(None)
+    }
+
+    /// Loads, and pins the program and its maps in `pin_dir` (which must exist).
+    pub fn load_with_pins(pin_dir: Option<&Path>) -> anyhow::Result<Self> {
         crate::privileges::require()?;
         let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
-        let config = Array::try_from(take_map(&mut ebpf, "CONFIG")?)?;
-        let ports = Array::try_from(take_map(&mut ebpf, "PORTS")?)?;
-        let counters = PerCpuArray::try_from(take_map(&mut ebpf, "COUNTERS")?)?;
+        if let Some(dir) = pin_dir {
+            let path = dir.join(pins::PROGRAM);
+            program
+                .pin(&path)
+                .with_context(|| format!("pinning the program at {} failed", path.display()))?;
+        }
+        let maps = Maps::take(&mut ebpf, pin_dir)?;
         Ok(Self {
             ebpf,
-            config,
-            ports,
-            counters,
+            maps,
             attached: None,
         })
     }
@@ -60,20 +83,12 @@ impl Handshake {
     }
 
     pub fn set_config(&mut self, config: &Config) -> anyhow::Result<()> {
-        self.config
-            .set(CONFIG_KEY, config, 0)
-            .context("writing the CONFIG map failed")
+        self.maps.set_config(config)
     }
 
     /// Protects exactly `ports`: a port not listed is unprotected afterwards.
     pub fn set_ports(&mut self, ports: &[u16]) -> anyhow::Result<()> {
-        for port in 0..=u16::MAX {
-            let protected = u8::from(ports.contains(&port));
-            if self.ports.get(&u32::from(port), 0)? != protected {
-                self.ports.set(u32::from(port), protected, 0)?;
-            }
-        }
-        Ok(())
+        self.maps.ports.replace(ports)
     }
 
     /// Attaches to `iface` in the calling thread's network namespace.
@@ -93,7 +108,26 @@ impl Handshake {
         };
         let (link, mode) = attached.map_err(|error| attach_error(iface, mode, error))?;
         self.attached = Some((iface.to_owned(), link, mode));
+        let mut config = self.maps.config()?;
+        config.mode = mode.config_byte();
+        self.maps.set_config(&config)?;
         Ok(mode)
+    }
+
+    /// Pins the attachment's link at `path`: the program then stays attached after this
+    /// process exits, until the pin is removed (`handshake detach`).
+    pub fn pin_link(&mut self, path: &Path) -> anyhow::Result<()> {
+        let (_, link, _) = self
+            .attached
+            .take()
+            .ok_or_else(|| anyhow!("nothing is attached to pin"))?;
+        let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
+        let link = FdLink::try_from(program.take_link(link)?).context(
+            "the kernel attached XDP without a BPF link (Linux 5.9+ has them); pinning needs one",
+        )?;
+        link.pin(path)
+            .with_context(|| format!("pinning the XDP link at {} failed", path.display()))?;
+        Ok(())
     }
 
     pub fn detach(&mut self) -> anyhow::Result<()> {
@@ -108,15 +142,7 @@ impl Handshake {
 
     /// The counters summed over every CPU.
     pub fn counters(&self) -> anyhow::Result<Snapshot> {
-        let mut totals = [0u64; COUNTER_COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            let per_cpu = self
-                .counters
-                .get(&(index as u32), 0)
-                .context("reading the COUNTERS map failed")?;
-            *total = per_cpu.iter().sum();
-        }
-        Ok(Snapshot(totals))
+        self.maps.counters()
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
@@ -149,11 +175,6 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
     Ok(program.try_into()?)
 }
 
-fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
-    ebpf.take_map(name)
-        .ok_or_else(|| anyhow!("the XDP object has no map {name}"))
-}
-
 /// The verifier's log is long; the line people need is the helper the kernel lacks.
 fn explain_load_error(error: ProgramError) -> anyhow::Error {
     if let ProgramError::LoadError {
@@ -164,7 +185,7 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
         let log = verifier_log.to_string();
         if let Some(line) = log.lines().find(|line| line.contains("unknown func")) {
             return anyhow!(
-                "this kernel lacks a BPF helper handshake needs ({line}); handshake needs Linux 5.3 or newer (bpf_tcp_gen_syncookie)"
+                "this kernel lacks a BPF helper handshake needs ({line}); handshake needs Linux 5.17 or newer (bpf_tcp_gen_syncookie, bpf_loop)"
             );
         }
         return anyhow!("the kernel's verifier rejected the XDP program ({io_error}):\n{log}");
@@ -172,12 +193,16 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
     anyhow!(error).context("loading the XDP program failed")
 }
 
+/// Names the program already on the interface when that is why attaching failed.
 fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
+    if let Some(other) = crate::interface::xdp_program(iface) {
+        return anyhow!(
+            "{iface} already has an XDP program ({other}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off` if nothing else owns it)"
+        );
+    }
     let hint = match mode {
         Mode::Native => "; the driver may not support native XDP: try --xdp-mode generic or auto",
         _ => "",
     };
-    anyhow!(
-        "attaching XDP ({mode:?}) to {iface} failed: {error}{hint}; `ip link show {iface}` shows whether another XDP program is attached"
-    )
+    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {error}{hint}")
 }

@@ -1,82 +1,140 @@
-//! `handshake run`: load, configure, attach, show the counters every second, detach on
-//! Ctrl-C or SIGTERM.
+//! `handshake run`: load, configure, attach, show the counters every second (and serve
+//! metrics when asked), detach on Ctrl-C or SIGTERM.
 
-use std::time::{Duration, Instant};
-
-use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
-
-use crate::{
-    interface,
-    kernel_tcp::KernelTcp,
-    loader::{Handshake, Mode},
-    mss,
+use std::{
+    path::Path,
+    time::{Duration, Instant},
 };
 
-pub struct RunOptions {
-    pub iface: String,
-    pub ports: Vec<u16>,
-    pub mode: Mode,
-    pub mss: Option<u32>,
-    pub timestamps: bool,
-    pub interval: Duration,
-}
+use anyhow::Context as _;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+};
 
-/// Checks every input, then loads and attaches: a bad value changes nothing.
-pub fn prepare(options: &RunOptions) -> anyhow::Result<(Handshake, KernelTcp)> {
-    let mtu = interface::mtu(&options.iface)?;
-    let (mss_ipv4, mss_ipv6) = mss::choose(&options.iface, mtu, options.mss)?;
-    let kernel = KernelTcp::read()?;
-    let config = kernel.config(mss_ipv4, mss_ipv6, options.timestamps)?;
-    let mut handshake = Handshake::load()?;
+use crate::{kernel_tcp::KernelTcp, loader::Handshake, metrics, settings::Settings, stats::Sample};
+
+/// Checks the settings, then loads and configures (pinning under `pin_dir` when given).
+pub fn prepare(
+    settings: &Settings,
+    pin_dir: Option<&Path>,
+) -> anyhow::Result<(Handshake, KernelTcp)> {
+    let (config, kernel) = settings.validate()?;
+    let mut handshake = Handshake::load_with_pins(pin_dir)?;
     handshake.set_config(&config)?;
-    handshake.set_ports(&options.ports)?;
+    handshake.set_ports(&settings.ports)?;
     Ok((handshake, kernel))
 }
 
-pub async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let (mut handshake, kernel) = prepare(&options)?;
-    for line in kernel.describe() {
-        println!("{line}");
-    }
-    let mut logger = handshake.take_logger()?;
-    let mode = handshake.attach(&options.iface, options.mode)?;
-    let ports: Vec<String> = options.ports.iter().map(u16::to_string).collect();
-    println!(
-        "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
-        ports.join(","),
-        options.iface,
-        format!("{mode:?}").to_lowercase()
-    );
+/// One attachment per interface, all detached when this returns.
+struct Running {
+    interfaces: Vec<(String, Handshake)>,
+}
 
+impl Running {
+    fn sample(&self) -> anyhow::Result<Vec<Sample>> {
+        self.interfaces
+            .iter()
+            .map(|(iface, handshake)| {
+                Ok(Sample {
+                    iface: iface.clone(),
+                    counters: handshake.counters()?,
+                    ports: handshake.maps.ports.counters()?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub async fn run(
+    all: Vec<Settings>,
+    interval: Duration,
+    metrics_address: Option<String>,
+) -> anyhow::Result<()> {
+    // Every interface is checked before the first is attached.
+    for settings in &all {
+        settings.validate()?;
+    }
+    let metrics_listener = match &metrics_address {
+        Some(address) => Some(metrics::bind(address).await?),
+        None => None,
+    };
+    let mut running = Running {
+        interfaces: Vec::new(),
+    };
+    let mut loggers = Vec::new();
+    for (index, settings) in all.iter().enumerate() {
+        let (mut handshake, kernel) = prepare(settings, None)?;
+        if index == 0 {
+            for line in kernel.describe() {
+                println!("{line}");
+            }
+        }
+        loggers.push(handshake.take_logger()?);
+        let mode = handshake.attach(&settings.iface, settings.mode)?;
+        let ports: Vec<String> = settings.ports.iter().map(u16::to_string).collect();
+        println!(
+            "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
+            ports.join(","),
+            settings.iface,
+            format!("{mode:?}").to_lowercase()
+        );
+        running.interfaces.push((settings.iface.clone(), handshake));
+    }
+    if let Some(address) = &metrics_address {
+        println!("serving metrics on http://{address}/metrics");
+    }
+    watch(&running, &mut loggers, interval, metrics_listener.as_ref()).await?;
+    for (iface, handshake) in &mut running.interfaces {
+        handshake.detach()?;
+        println!(
+            "\ndetached from {iface}; totals:\n{}",
+            handshake.counters()?.table(&handshake.counters()?, 1.0)
+        );
+    }
+    Ok(())
+}
+
+async fn watch(
+    running: &Running,
+    loggers: &mut [aya_log::EbpfLogger<&'static dyn log::Log>],
+    interval: Duration,
+    metrics_listener: Option<&TcpListener>,
+) -> anyhow::Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler failed")?;
     let mut interrupt =
         signal(SignalKind::interrupt()).context("installing the SIGINT handler failed")?;
-    let mut ticks = tokio::time::interval(options.interval);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await;
     // The program logs only rare failures; reading its ring buffer 10 times a second is
     // plenty and needs no fd registration.
     let mut log_ticks = tokio::time::interval(Duration::from_millis(100));
-    ticks.tick().await;
-    let mut last = (handshake.counters()?, Instant::now());
+    let mut last = (running.sample()?, Instant::now());
     loop {
         tokio::select! {
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-            _ = log_ticks.tick() => logger.flush(),
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = log_ticks.tick() => loggers.iter_mut().for_each(|logger| logger.flush()),
+            accepted = accept(metrics_listener) => {
+                if let Err(error) = metrics::serve(accepted?, || metrics::render(&running.sample()?)).await {
+                    log::warn!("a metrics request failed: {error:#}");
+                }
+            }
             _ = ticks.tick() => {
-                let now = (handshake.counters()?, Instant::now());
-                println!("\n{}", now.0.table(&last.0, now.1.duration_since(last.1).as_secs_f64()));
+                let now = (running.sample()?, Instant::now());
+                let seconds = now.1.duration_since(last.1).as_secs_f64();
+                println!("\n{}", crate::stats::table(&now.0, &last.0, seconds).trim_end());
                 last = now;
             }
         }
     }
-    handshake.detach()?;
-    let totals = handshake.counters()?;
-    println!(
-        "\ndetached from {}; totals:\n{}",
-        options.iface,
-        totals.table(&totals, 1.0)
-    );
-    Ok(())
+}
+
+/// The next metrics connection, or never when metrics are off.
+async fn accept(listener: Option<&TcpListener>) -> anyhow::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(listener) => Ok(listener.accept().await?.0),
+        None => std::future::pending().await,
+    }
 }

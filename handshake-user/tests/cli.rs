@@ -156,11 +156,11 @@ fn bad_input_is_named_and_changes_nothing() {
     );
     assert_eq!(
         run(&["run", "--iface", SERVER_IFACE, "--ports", "80,0"]),
-        "handshake: port 0 in --ports \"80,0\" is out of range; TCP ports are 1 to 65535\n"
+        "handshake: --ports \"80,0\": port 0 is out of range; TCP ports are 1 to 65535\n"
     );
     assert_eq!(
         run(&["run", "--iface", SERVER_IFACE, "--ports", "443,443"]),
-        "handshake: port 443 appears twice in --ports \"443,443\"; list each port once\n"
+        "handshake: --ports \"443,443\": port 443 appears twice; list each port once\n"
     );
     assert_eq!(
         run(&[

@@ -1,0 +1,136 @@
+//! The optional TOML configuration for `attach` and `run`, checked whole before anything
+//! is applied; an error names the file, the line and the key.
+//!
+//! ```toml
+//! metrics = "127.0.0.1:9720"     # optional, for `run`
+//!
+//! [[interface]]
+//! name = "eth0"
+//! ports = [80, 443]
+//! xdp_mode = "auto"              # native | generic | auto (default)
+//! mss = 1460                     # optional; default from the MTU
+//! timestamps = false             # optional; needs net.ipv4.tcp_timestamps=2
+//! ```
+
+use std::{fs, path::Path};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{loader::Mode, ports, settings::Settings};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    metrics: Option<String>,
+    #[serde(default)]
+    interface: Vec<Interface>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Interface {
+    name: Spanned<String>,
+    ports: Vec<Spanned<i64>>,
+    xdp_mode: Option<Mode>,
+    mss: Option<Spanned<u32>>,
+    #[serde(default)]
+    timestamps: bool,
+}
+
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub interfaces: Vec<Settings>,
+    pub metrics: Option<String>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {} failed", path.display()))?;
+    parse(&text).map_err(|error| anyhow!("{}: {error}", path.display()))
+}
+
+/// Parses and checks `text`; each interface is also checked against the system (it
+/// exists, its MTU fits the MSS, the sysctls allow timestamps).
+pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
+    let file: File =
+        toml::from_str(text).map_err(|error| anyhow!("{}", error.to_string().trim_end()))?;
+    if file.interface.is_empty() {
+        bail!("no [[interface]] table; add one with a name and ports");
+    }
+    let line = |span: std::ops::Range<usize>| text[..span.start].matches('\n').count() + 1;
+    let mut interfaces: Vec<Settings> = Vec::new();
+    for entry in file.interface {
+        let name = entry.name.get_ref().clone();
+        let at = line(entry.name.span());
+        if interfaces.iter().any(|settings| settings.iface == name) {
+            bail!(
+                "line {at}, key interface.name: interface {name} appears twice; give each interface one table"
+            );
+        }
+        let mut ports: Vec<u16> = Vec::new();
+        for port in &entry.ports {
+            let checked = ports::check(*port.get_ref(), &ports);
+            ports.push(checked.map_err(|reason| {
+                anyhow!("line {}, key interface.ports: {reason}", line(port.span()))
+            })?);
+        }
+        if ports.is_empty() {
+            bail!(
+                "line {at}, key interface.ports: interface {name} protects no port; list at least one"
+            );
+        }
+        let settings = Settings {
+            iface: name.clone(),
+            ports,
+            mode: entry.xdp_mode.unwrap_or(Mode::Auto),
+            mss: entry.mss.as_ref().map(|mss| *mss.get_ref()),
+            timestamps: entry.timestamps,
+        };
+        settings
+            .validate()
+            .map_err(|error| anyhow!("line {at}, interface {name}: {error:#}"))?;
+        interfaces.push(settings);
+    }
+    Ok(ConfigFile {
+        interfaces,
+        metrics: file.metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let error = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            error("[[interface]]\nname = \"lo\"\nports = [80, 0]\n"),
+            "line 3, key interface.ports: port 0 is out of range; TCP ports are 1 to 65535"
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"lo\"\nports = [80, 80]\n"),
+            "line 3, key interface.ports: port 80 appears twice; list each port once"
+        );
+        assert_eq!(
+            error("metrics = \"127.0.0.1:9720\"\n"),
+            "no [[interface]] table; add one with a name and ports"
+        );
+        let unknown = error("[[interface]]\nname = \"lo\"\nprots = [80]\n");
+        assert!(
+            unknown.contains("line 3") && unknown.contains("unknown field `prots`"),
+            "{unknown}"
+        );
+        let mode = error("[[interface]]\nname = \"lo\"\nports = [80]\nxdp_mode = \"fast\"\n");
+        assert!(
+            mode.contains("line 4") && mode.contains("unknown variant `fast`"),
+            "{mode}"
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"nosuch0\"\nports = [80]\n"),
+            "line 2, interface nosuch0: interface nosuch0 not found; `ip link` lists interfaces"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The program's maps as the loader sees them, whether just loaded or reopened from their
+//! pins under the BPF filesystem by a later `handshake` process.
+
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData, PerCpuArray},
+};
+use handshake_common::{
+    config::{CONFIG_KEY, Config},
+    counters::COUNTER_COUNT,
+};
+
+use crate::{counters::Snapshot, port_table::PortTable};
+
+/// Map names in the object (handshake-ebpf/src/maps.rs), also their pin file names.
+const CONFIG: &str = "CONFIG";
+const PORTS: &str = "PORTS";
+const PORT_COUNTERS: &str = "PORT_COUNTERS";
+const COUNTERS: &str = "COUNTERS";
+pub const NAMES: [&str; 4] = [CONFIG, PORTS, PORT_COUNTERS, COUNTERS];
+
+pub struct Maps {
+    config: Array<MapData, Config>,
+    pub ports: PortTable,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl Maps {
+    /// Takes the maps out of a freshly loaded object, pinning each under `pin_dir` first
+    /// when given.
+    pub fn take(ebpf: &mut Ebpf, pin_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut take = |name: &str| -> anyhow::Result<Map> {
+            let map = ebpf
+                .take_map(name)
+                .ok_or_else(|| anyhow!("the XDP object has no map {name}"))?;
+            if let Some(dir) = pin_dir {
+                let path = dir.join(name);
+                map.pin(&path)
+                    .with_context(|| format!("pinning map {name} at {} failed", path.display()))?;
+            }
+            Ok(map)
+        };
+        Self::from_maps(
+            take(CONFIG)?,
+            take(PORTS)?,
+            take(PORT_COUNTERS)?,
+            take(COUNTERS)?,
+        )
+    }
+
+    /// Reopens the maps an earlier `handshake attach` pinned in `dir`.
+    pub fn from_pins(dir: &Path) -> anyhow::Result<Self> {
+        let open = |name: &str| -> anyhow::Result<Map> {
+            let path = dir.join(name);
+            let data = MapData::from_pin(&path)
+                .with_context(|| format!("opening the pinned map {} failed", path.display()))?;
+            Ok(Map::from_map_data(data)?)
+        };
+        Self::from_maps(
+            open(CONFIG)?,
+            open(PORTS)?,
+            open(PORT_COUNTERS)?,
+            open(COUNTERS)?,
+        )
+    }
+
+    fn from_maps(
+        config: Map,
+        ports: Map,
+        port_counters: Map,
+        counters: Map,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            config: Array::try_from(config)?,
+            ports: PortTable::new(
+                Array::try_from(ports)?,
+                PerCpuArray::try_from(port_counters)?,
+            ),
+            counters: PerCpuArray::try_from(counters)?,
+        })
+    }
+
+    pub fn config(&self) -> anyhow::Result<Config> {
+        self.config
+            .get(&CONFIG_KEY, 0)
+            .context("reading the CONFIG map failed")
+    }
+
+    pub fn set_config(&mut self, config: &Config) -> anyhow::Result<()> {
+        self.config
+            .set(CONFIG_KEY, config, 0)
+            .context("writing the CONFIG map failed")
+    }
+
+    /// The counters summed over every CPU.
+    pub fn counters(&self) -> anyhow::Result<Snapshot> {
+        let mut totals = [0u64; COUNTER_COUNT as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let per_cpu = self
+                .counters
+                .get(&(index as u32), 0)
+                .context("reading the COUNTERS map failed")?;
+            *total = per_cpu.iter().sum();
+        }
+        Ok(Snapshot(totals))
+    }
+}

@@ -1,0 +1,112 @@
+//! The protected ports of one attachment: `PORTS` maps each port to a counter slot, and
+//! `PORT_COUNTERS` holds that slot's per-CPU counters. Changing it while the program runs
+//! is safe: each port's entry is one atomic map update, seen by the next packet.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
+use handshake_common::{config::MAX_PORTS, counters::PortCounters};
+
+pub struct PortTable {
+    slots: Array<MapData, u16>,
+    counters: PerCpuArray<MapData, PortCounters>,
+}
+
+impl PortTable {
+    pub fn new(slots: Array<MapData, u16>, counters: PerCpuArray<MapData, PortCounters>) -> Self {
+        Self { slots, counters }
+    }
+
+    /// Every protected port and its slot, in port order.
+    pub fn list(&self) -> anyhow::Result<BTreeMap<u16, u16>> {
+        let mut ports = BTreeMap::new();
+        for (port, slot) in self.slots.iter().enumerate() {
+            let slot = slot.context("reading the PORTS map failed")?;
+            if slot != 0 {
+                ports.insert(port as u16, slot);
+            }
+        }
+        Ok(ports)
+    }
+
+    /// Protects `ports` in addition to those already protected; a port already there is
+    /// left as it is (its counters go on).
+    pub fn add(&mut self, ports: &[u16]) -> anyhow::Result<()> {
+        let current = self.list()?;
+        let new: Vec<u16> = ports
+            .iter()
+            .copied()
+            .filter(|port| !current.contains_key(port))
+            .collect();
+        if current.len() + new.len() > MAX_PORTS as usize {
+            bail!(
+                "protecting {} more port(s) would make {}, over the limit of {MAX_PORTS} per interface; remove some first",
+                new.len(),
+                current.len() + new.len()
+            );
+        }
+        let mut free =
+            (1..=MAX_PORTS as u16).filter(|slot| !current.values().any(|used| used == slot));
+        for port in new {
+            let slot = free.next().expect("counted above");
+            // A reused slot starts from zero, so no port inherits another's counts.
+            let zeros = PerCpuValues::try_from(vec![
+                PortCounters::default();
+                aya::util::nr_cpus()
+                    .map_err(|(_, error)| error)?
+            ])?;
+            self.counters
+                .set(u32::from(slot), zeros, 0)
+                .context("resetting PORT_COUNTERS failed")?;
+            self.slots
+                .set(u32::from(port), slot, 0)
+                .context("writing the PORTS map failed")?;
+        }
+        Ok(())
+    }
+
+    /// Stops protecting `ports`; SYNs to them go to the kernel from the next packet on.
+    pub fn remove(&mut self, ports: &[u16]) -> anyhow::Result<()> {
+        let current = self.list()?;
+        if let Some(port) = ports.iter().find(|port| !current.contains_key(port)) {
+            bail!(
+                "port {port} is not protected here; `handshake ports list` shows the protected ports"
+            );
+        }
+        for &port in ports {
+            self.slots
+                .set(u32::from(port), 0, 0)
+                .context("writing the PORTS map failed")?;
+        }
+        Ok(())
+    }
+
+    /// Makes `ports` exactly the protected set.
+    pub fn replace(&mut self, ports: &[u16]) -> anyhow::Result<()> {
+        let stale: Vec<u16> = self
+            .list()?
+            .into_keys()
+            .filter(|port| !ports.contains(port))
+            .collect();
+        if !stale.is_empty() {
+            self.remove(&stale)?;
+        }
+        self.add(ports)
+    }
+
+    /// Each protected port's counters, summed over CPUs.
+    pub fn counters(&self) -> anyhow::Result<BTreeMap<u16, PortCounters>> {
+        let mut counters = BTreeMap::new();
+        for (port, slot) in self.list()? {
+            let per_cpu = self
+                .counters
+                .get(&u32::from(slot), 0)
+                .context("reading PORT_COUNTERS failed")?;
+            let mut total = PortCounters::default();
+            per_cpu.iter().for_each(|cpu| total.add(cpu));
+            counters.insert(port, total);
+        }
+        Ok(counters)
+    }
+}

@@ -1,0 +1,27 @@
+//! What to protect on one interface, from the command line or a config file, and the
+//! checks that run before anything is loaded: a bad value changes nothing.
+
+use handshake_common::config::Config;
+
+use crate::{interface, kernel_tcp::KernelTcp, loader::Mode, mss};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub iface: String,
+    pub ports: Vec<u16>,
+    pub mode: Mode,
+    pub mss: Option<u32>,
+    pub timestamps: bool,
+}
+
+impl Settings {
+    /// The program's configuration for this interface in the calling thread's namespace,
+    /// or the first thing wrong with the settings.
+    pub fn validate(&self) -> anyhow::Result<(Config, KernelTcp)> {
+        let mtu = interface::mtu(&self.iface)?;
+        let (mss_ipv4, mss_ipv6) = mss::choose(&self.iface, mtu, self.mss)?;
+        let kernel = KernelTcp::read()?;
+        let config = kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?;
+        Ok((config, kernel))
+    }
+}

@@ -1,0 +1,163 @@
+//! `handshake stats`: totals and per-second rates from the pinned maps, per interface and
+//! per port, as a table, redrawn with `--watch`, or as JSON (schema in README.md).
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+use handshake_common::counters::{ALL, PortCounters};
+use serde_json::{Value, json};
+
+use crate::{counters::Snapshot, maps::Maps, pins::PinRoot};
+
+/// One interface's counters at one moment.
+pub struct Sample {
+    pub iface: String,
+    pub counters: Snapshot,
+    pub ports: BTreeMap<u16, PortCounters>,
+}
+
+/// Reads every attached interface (or just `only`).
+pub fn sample(root: &PinRoot, only: Option<&str>) -> anyhow::Result<Vec<Sample>> {
+    let interfaces: Vec<String> = match only {
+        Some(iface) if root.iface_dir(iface).exists() => vec![iface.to_owned()],
+        Some(iface) => {
+            bail!("handshake is not attached to {iface}; `handshake status` lists what it protects")
+        }
+        None => root.interfaces()?,
+    };
+    interfaces
+        .into_iter()
+        .map(|iface| {
+            let maps = Maps::from_pins(&root.iface_dir(&iface))?;
+            Ok(Sample {
+                counters: maps.counters()?,
+                ports: maps.ports.counters()?,
+                iface,
+            })
+        })
+        .collect()
+}
+
+const PORT_COUNTERS: [&str; 3] = ["syn_ack_sent", "ack_validated", "ack_dropped_forged"];
+
+fn port_values(counters: &PortCounters) -> [u64; 3] {
+    [
+        counters.syn_ack_sent,
+        counters.ack_validated,
+        counters.ack_dropped_forged,
+    ]
+}
+
+fn rate(now: u64, earlier: u64, seconds: f64) -> f64 {
+    now.saturating_sub(earlier) as f64 / seconds.max(f64::EPSILON)
+}
+
+/// The earlier sample of the same interface, or zeros for one attached since.
+fn earlier_of<'a>(earlier: &'a [Sample], iface: &str) -> Option<&'a Sample> {
+    earlier.iter().find(|sample| sample.iface == iface)
+}
+
+pub fn table(now: &[Sample], earlier: &[Sample], seconds: f64) -> String {
+    let mut text = String::new();
+    for sample in now {
+        let before = earlier_of(earlier, &sample.iface);
+        let _ = writeln!(text, "{}", sample.iface);
+        text.push_str(&sample.counters.table(
+            &before.map_or_else(Snapshot::default, |b| b.counters),
+            seconds,
+        ));
+        if !sample.ports.is_empty() {
+            let _ = writeln!(
+                text,
+                "{:<8}{:>16}{:>16}{:>20}",
+                "port", PORT_COUNTERS[0], PORT_COUNTERS[1], PORT_COUNTERS[2]
+            );
+        }
+        for (port, counters) in &sample.ports {
+            let old = before
+                .and_then(|b| b.ports.get(port))
+                .copied()
+                .unwrap_or_default();
+            let cells: Vec<String> = port_values(counters)
+                .iter()
+                .zip(port_values(&old))
+                .map(|(&total, old)| format!("{total} ({:.0}/s)", rate(total, old, seconds)))
+                .collect();
+            let _ = writeln!(
+                text,
+                "{port:<8}{:>16}{:>16}{:>20}",
+                cells[0], cells[1], cells[2]
+            );
+        }
+        text.push('\n');
+    }
+    text
+}
+
+pub fn to_json(now: &[Sample], earlier: &[Sample], seconds: f64) -> Value {
+    let interfaces: Vec<Value> = now
+        .iter()
+        .map(|sample| {
+            let before = earlier_of(earlier, &sample.iface);
+            let mut counters = serde_json::Map::new();
+            for (counter, name, _) in ALL {
+                let old = before.map_or(0, |b| b.counters.get(counter));
+                let total = sample.counters.get(counter);
+                counters.insert(
+                    name.to_owned(),
+                    json!({"total": total, "per_second": rate(total, old, seconds)}),
+                );
+            }
+            let ports: Vec<Value> = sample
+                .ports
+                .iter()
+                .map(|(port, values)| {
+                    let old = port_values(
+                        &before
+                            .and_then(|b| b.ports.get(port))
+                            .copied()
+                            .unwrap_or_default(),
+                    );
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("port".to_owned(), json!(port));
+                    for ((name, total), old) in
+                        PORT_COUNTERS.iter().zip(port_values(values)).zip(old)
+                    {
+                        entry.insert(
+                            (*name).to_owned(),
+                            json!({"total": total, "per_second": rate(total, old, seconds)}),
+                        );
+                    }
+                    Value::Object(entry)
+                })
+                .collect();
+            json!({"iface": sample.iface, "counters": counters, "ports": ports})
+        })
+        .collect();
+    json!({"interval_seconds": seconds, "interfaces": interfaces})
+}
+
+/// Prints once (rates over one second), or every second with `watch` (redrawn in place,
+/// or one JSON document per line).
+pub fn run(root: &PinRoot, only: Option<&str>, watch: bool, as_json: bool) -> anyhow::Result<()> {
+    let mut earlier = (sample(root, only)?, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = (sample(root, only)?, Instant::now());
+        let seconds = now.1.duration_since(earlier.1).as_secs_f64();
+        match (as_json, watch) {
+            (true, _) => println!("{}", to_json(&now.0, &earlier.0, seconds)),
+            // Home the cursor and clear the screen, so the table redraws in place.
+            (false, true) => print!("\x1b[H\x1b[2J{}", table(&now.0, &earlier.0, seconds)),
+            (false, false) => print!("{}", table(&now.0, &earlier.0, seconds)),
+        }
+        if !watch {
+            return Ok(());
+        }
+        earlier = now;
+    }
+}
