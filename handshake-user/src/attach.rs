@@ -152,9 +152,7 @@ fn describe(dir: &Path, iface: &str) -> anyhow::Result<String> {
         ProgramInfo::from_pin(dir.join(pins::PROGRAM)).context("the program pin is missing")?;
     let maps = Maps::from_pins(dir)?;
     let ports: Vec<String> = maps.ports.list()?.keys().map(u16::to_string).collect();
-    let since = program
-        .loaded_at()
-        .map_or("unknown".to_owned(), |at| ago(at));
+    let since = program.loaded_at().map_or("unknown".to_owned(), ago);
     let present = if interface::index(iface).is_ok() {
         ""
     } else {

@@ -97,6 +97,11 @@ impl Handshake {
             bail!("handshake is already attached; detach it first");
         }
         crate::interface::index(iface)?;
+        if let Some(other) = crate::interface::xdp_program(iface) {
+            bail!(
+                "{iface} already has an XDP program ({other}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off` if nothing else owns it)"
+            );
+        }
         let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
         let attached = match mode {
             Mode::Native => program.attach(iface, XdpMode::Driver).map(|link| (link, Mode::Native)),
@@ -193,13 +198,7 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
     anyhow!(error).context("loading the XDP program failed")
 }
 
-/// Names the program already on the interface when that is why attaching failed.
 fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
-    if let Some(other) = crate::interface::xdp_program(iface) {
-        return anyhow!(
-            "{iface} already has an XDP program ({other}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off` if nothing else owns it)"
-        );
-    }
     let hint = match mode {
         Mode::Native => "; the driver may not support native XDP: try --xdp-mode generic or auto",
         _ => "",

@@ -1,0 +1,457 @@
+//! Protection that outlives the CLI: `attach` pins, exits, and protection stays; ports
+//! change live; stats and metrics come from other processes; `detach` leaves nothing.
+//!
+//! The binary runs through `nsenter --net` rather than `ip netns exec`, which would mount
+//! a private /sys (and BPF filesystem) that vanishes with the command, taking the pins.
+
+mod common;
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{IpAddr, SocketAddr, TcpStream},
+    process::{Command, Output},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use handshake::{
+    lab::{
+        CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6,
+        echo::{EchoServer, exchange},
+        run_in,
+    },
+    loader::PassThrough,
+};
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_handshake");
+
+struct Bed {
+    lab: Lab,
+    pin_dir: String,
+    _servers: Vec<EchoServer>,
+    _peer: PassThrough,
+}
+
+impl Bed {
+    fn new() -> Self {
+        common::require_root();
+        let lab = Lab::create("life").unwrap();
+        lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
+            .unwrap();
+        let servers = [8080, 8443]
+            .map(|port| EchoServer::start(&lab.server, port).unwrap())
+            .into();
+        let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
+            .unwrap()
+            .unwrap();
+        let pin_dir = format!("/sys/fs/bpf/handshake-test-{}", lab.server);
+        Self {
+            lab,
+            pin_dir,
+            _servers: servers,
+            _peer: peer,
+        }
+    }
+
+    /// Runs `handshake --pin-dir DIR ARGS` in the server's network namespace.
+    fn handshake(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.lab.server))
+            .args([BINARY, "--pin-dir", &self.pin_dir])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.handshake(args);
+        assert!(
+            output.status.success(),
+            "handshake {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn error(&self, args: &[&str]) -> String {
+        let output = self.handshake(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "handshake {args:?} should fail"
+        );
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    fn stats(&self) -> Value {
+        serde_json::from_str(&self.ok(&["stats", "--json", "--iface", SERVER_IFACE])).unwrap()
+    }
+
+    fn connect(&self, port: u16, count: u32) {
+        run_in(&self.lab.client, move || {
+            for address in [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)] {
+                for n in 0..count {
+                    exchange(
+                        SocketAddr::new(address, port),
+                        format!("hello {n}").as_bytes(),
+                    )
+                    .unwrap();
+                }
+            }
+        })
+        .unwrap();
+    }
+
+    fn xdp_attached(&self) -> bool {
+        self.lab
+            .output(&self.lab.server, &["ip", "link", "show", SERVER_IFACE])
+            .unwrap()
+            .contains("xdp")
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+fn total(stats: &Value, counter: &str) -> u64 {
+    stats["interfaces"][0]["counters"][counter]["total"]
+        .as_u64()
+        .unwrap()
+}
+
+fn port_total(stats: &Value, port: u16, counter: &str) -> Option<u64> {
+    let ports = stats["interfaces"][0]["ports"].as_array().unwrap();
+    ports
+        .iter()
+        .find(|entry| entry["port"] == port)
+        .map(|entry| entry[counter]["total"].as_u64().unwrap())
+}
+
+#[test]
+fn attach_outlives_the_cli_and_ports_change_live() {
+    let bed = Bed::new();
+    let attached = bed.ok(&[
+        "attach",
+        "--iface",
+        SERVER_IFACE,
+        "--ports",
+        "8080",
+        "--xdp-mode",
+        "native",
+    ]);
+    assert!(
+        attached
+            .starts_with("handshake protects TCP ports 8080 on hs-server (native XDP), pinned in"),
+        "{attached}"
+    );
+    // The attaching process has exited; the program still answers.
+    bed.connect(8080, 5);
+    let stats = bed.stats();
+    assert_eq!(total(&stats, "syn_ack_sent"), 10);
+    assert_eq!(total(&stats, "ack_validated"), 10);
+    assert_eq!(port_total(&stats, 8080, "syn_ack_sent"), Some(10));
+    let status = bed.ok(&["status"]);
+    assert!(
+        status.starts_with("hs-server: native XDP, ports 8080, program id "),
+        "{status}"
+    );
+
+    // A client loop keeps connecting to 8080 while the ports change under it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (made, loop_stop) = (Arc::new(AtomicU32::new(0)), stop.clone());
+    let counter = made.clone();
+    let client = handshake::lab::netns::spawn_in(&bed.lab.client, move || -> anyhow::Result<()> {
+        while !loop_stop.load(Ordering::Relaxed) {
+            exchange(SocketAddr::new(IpAddr::V4(SERVER_V4), 8080), b"loop")?;
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        bed.ok(&["ports", "add", "--iface", SERVER_IFACE, "8443"]),
+        "hs-server: protected ports 8080,8443\n"
+    );
+    bed.connect(8443, 3);
+    assert_eq!(
+        bed.ok(&["ports", "remove", "--iface", SERVER_IFACE, "8080"]),
+        "hs-server: protected ports 8443\n"
+    );
+    let before_removed = bed.stats();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    client
+        .join()
+        .unwrap()
+        .expect("a connection failed while ports changed");
+    assert!(made.load(Ordering::Relaxed) > 0);
+
+    let stats = bed.stats();
+    assert_eq!(port_total(&stats, 8443, "syn_ack_sent"), Some(6));
+    assert_eq!(
+        port_total(&stats, 8080, "syn_ack_sent"),
+        None,
+        "8080 is no longer protected"
+    );
+    // SYNs to the removed port go to the kernel, which answers with its own cookies.
+    assert_eq!(
+        total(&stats, "syn_ack_sent"),
+        total(&before_removed, "syn_ack_sent")
+    );
+    let kernel_cookies = bed
+        .lab
+        .nstat(&bed.lab.server, "TcpExtSyncookiesSent")
+        .unwrap();
+    bed.connect(8080, 2);
+    assert_eq!(
+        bed.lab
+            .nstat(&bed.lab.server, "TcpExtSyncookiesSent")
+            .unwrap(),
+        kernel_cookies + 4
+    );
+    assert_eq!(
+        bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
+        "hs-server: protected ports 8443\n"
+    );
+}
+
+/// Scrapes http://127.0.0.1:PORT/metrics inside the server namespace.
+fn scrape(lab: &Lab, port: u16) -> String {
+    run_in(&lab.server, move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(error) if Instant::now() > deadline => {
+                    panic!("metrics endpoint never came up: {error}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .unwrap()
+}
+
+#[test]
+fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
+    let bed = Bed::new();
+    bed.ok(&[
+        "attach",
+        "--iface",
+        SERVER_IFACE,
+        "--ports",
+        "8080,8443",
+        "--xdp-mode",
+        "native",
+    ]);
+    bed.connect(8443, 3);
+    let mut metrics = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", bed.lab.server))
+        .args([
+            BINARY,
+            "--pin-dir",
+            &bed.pin_dir,
+            "metrics",
+            "--listen",
+            "127.0.0.1:9720",
+        ])
+        .spawn()
+        .unwrap();
+    let response = scrape(&bed.lab, 9720);
+    metrics.kill().unwrap();
+    metrics.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    let samples: Vec<&str> = response
+        .lines()
+        .filter(|line| line.starts_with("handshake_"))
+        .collect();
+    assert!(
+        samples.contains(&"handshake_syn_ack_sent_total{iface=\"hs-server\",port=\"8443\"} 6"),
+        "{samples:?}"
+    );
+    assert!(
+        samples.contains(&"handshake_syn_ack_sent_total{iface=\"hs-server\",port=\"8080\"} 0"),
+        "{samples:?}"
+    );
+    assert!(
+        samples
+            .contains(&"handshake_ack_dropped_forged_total{iface=\"hs-server\",port=\"8443\"} 0")
+    );
+    assert!(samples.contains(&"handshake_malformed_total{iface=\"hs-server\"} 0"));
+    assert!(
+        response
+            .contains("# HELP handshake_syn_ack_sent SYNs answered with a cookie SYN-ACK at XDP")
+    );
+    assert!(response.ends_with("# EOF\n"));
+
+    let map_ids: Vec<u32> = ["CONFIG", "PORTS", "PORT_COUNTERS", "COUNTERS"]
+        .map(|name| {
+            aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.pin_dir))
+                .unwrap()
+                .id()
+        })
+        .into();
+    assert_eq!(
+        bed.ok(&["detach", "--iface", SERVER_IFACE]),
+        "handshake no longer protects hs-server\n"
+    );
+    assert!(
+        !std::path::Path::new(&format!("{}/{SERVER_IFACE}", bed.pin_dir)).exists(),
+        "pins left behind"
+    );
+    assert!(!bed.xdp_attached(), "XDP still attached after detach");
+    // The kernel frees maps once the last reference is gone (after an RCU grace period).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while aya::maps::loaded_maps()
+        .filter_map(Result::ok)
+        .any(|map| map_ids.contains(&map.id()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "maps {map_ids:?} outlived detach"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        bed.ok(&["status"]),
+        format!(
+            "handshake protects nothing (no attachments in {})\n",
+            bed.pin_dir
+        )
+    );
+}
+
+#[test]
+fn refusals_name_the_problem_and_change_nothing() {
+    let bed = Bed::new();
+    bed.ok(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    let twice = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "443"]);
+    assert!(twice.starts_with(&format!("handshake: handshake already protects hs-server (pinned in {}/hs-server); nothing changed.", bed.pin_dir)), "{twice}");
+    assert_eq!(
+        bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
+        "hs-server: protected ports 8080\n"
+    );
+    assert_eq!(
+        bed.error(&["ports", "remove", "--iface", SERVER_IFACE, "9999"]),
+        "handshake: port 9999 is not protected here; `handshake ports list` shows the protected ports\n"
+    );
+    bed.ok(&["detach", "--iface", SERVER_IFACE]);
+    assert_eq!(
+        bed.error(&["detach", "--iface", SERVER_IFACE]),
+        format!(
+            "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake status` lists what it protects\n",
+            bed.pin_dir
+        )
+    );
+
+    // Another XDP program on the interface is named, never replaced.
+    let foreign = run_in(&bed.lab.server, || PassThrough::attach(SERVER_IFACE))
+        .unwrap()
+        .unwrap();
+    let refused = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    assert!(
+        refused.starts_with("handshake: hs-server already has an XDP program (id "),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("name handshake_pass); handshake will not replace it"),
+        "{refused}"
+    );
+    assert!(!std::path::Path::new(&format!("{}/hs-server", bed.pin_dir)).exists());
+    drop(foreign);
+
+    // A crashed attach leaves a folder without its link: reported, refused, removable.
+    std::fs::create_dir_all(format!("{}/hs-server", bed.pin_dir)).unwrap();
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-server: stale (the XDP link pin is missing")
+    );
+    let stale = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    assert!(
+        stale.contains(
+            "holds stale pins from an earlier handshake that did not finish; nothing changed"
+        ),
+        "{stale}"
+    );
+    bed.ok(&["detach", "--iface", SERVER_IFACE]);
+
+    // Outside a BPF filesystem nothing can be pinned.
+    let output = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", bed.lab.server))
+        .args([
+            BINARY,
+            "--pin-dir",
+            "/tmp/handshake-not-bpffs",
+            "attach",
+            "--iface",
+            SERVER_IFACE,
+            "--ports",
+            "80",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "handshake: /tmp/handshake-not-bpffs is not on a BPF filesystem; give a --pin-dir under /sys/fs/bpf, or mount one with `mount -t bpf bpf DIR`\n"
+    );
+    assert!(!bed.xdp_attached());
+
+    // An invalid config file is refused whole, naming the line and key.
+    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
+    std::fs::write(&config, "[[interface]]\nname = \"hs-server\"\nports = [8080]\n\n[[interface]]\nname = \"hs-server\"\nports = [0]\n").unwrap();
+    let invalid = bed.error(&["attach", "--config", config.to_str().unwrap()]);
+    std::fs::remove_file(&config).unwrap();
+    assert_eq!(
+        invalid,
+        format!(
+            "handshake: {}: line 6, key interface.name: interface hs-server appears twice; give each interface one table\n",
+            config.display()
+        )
+    );
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn run_serves_metrics_from_its_live_maps() {
+    let bed = Bed::new();
+    let mut run = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", bed.lab.server))
+        .args([
+            BINARY,
+            "run",
+            "--iface",
+            SERVER_IFACE,
+            "--ports",
+            "8080",
+            "--xdp-mode",
+            "native",
+            "--metrics",
+            "127.0.0.1:9721",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = scrape(&bed.lab, 9721);
+    bed.connect(8080, 2);
+    let response = scrape(&bed.lab, 9721);
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    assert!(run.wait().unwrap().success());
+    assert!(
+        response.contains("handshake_syn_ack_sent_total{iface=\"hs-server\",port=\"8080\"} 4\n"),
+        "{response}"
+    );
+    assert!(!bed.xdp_attached());
+}
