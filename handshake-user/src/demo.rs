@@ -1,6 +1,6 @@
 //! `handshake demo`: the whole story in one command, inside a namespace lab.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use handshake_common::counters::Counter;
 
@@ -8,7 +8,7 @@ use crate::{
     kernel_tcp::KernelTcp,
     lab::{
         CLIENT_IFACE, Lab, SERVER_IFACE,
-        echo::{EchoServer, exchange},
+        echo::{EchoServer, exchange_both_families},
         run_in,
     },
     loader::{Handshake, Mode, PassThrough},
@@ -43,16 +43,12 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
     println!("handshake attached (native XDP) on {SERVER_IFACE}, protecting port {PORT}\n");
 
     let before = handshake.counters()?;
-    for v6 in [false, true] {
-        let server = SocketAddr::new(Lab::server_addr(v6), PORT);
-        let made = run_in(&lab.client, move || -> anyhow::Result<u32> {
-            for n in 0..connections {
-                exchange(server, format!("hello {n} through handshake").as_bytes())?;
-            }
-            Ok(connections)
-        })??;
-        println!("{made} connections to {server} completed and echoed their data");
-    }
+    run_in(&lab.client, move || {
+        exchange_both_families(PORT, connections)
+    })??;
+    println!(
+        "{connections} connections over IPv4 and {connections} over IPv6 to port {PORT} completed and echoed their data"
+    );
     std::thread::sleep(Duration::from_millis(100));
     let after = handshake.counters()?;
     println!("\n{}", after.table(&before, 1.0));

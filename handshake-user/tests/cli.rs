@@ -5,15 +5,14 @@ mod common;
 
 use std::{
     io::{BufRead as _, BufReader},
-    net::{IpAddr, SocketAddr},
     process::{Command, Output, Stdio},
     sync::mpsc,
     time::Duration,
 };
 
 use handshake::lab::{
-    CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6,
-    echo::{EchoServer, exchange},
+    CLIENT_IFACE, Lab, SERVER_IFACE,
+    echo::{EchoServer, exchange_both_families},
     run_in,
 };
 
@@ -96,18 +95,9 @@ fn run_protects_until_sigterm_then_detaches() {
     );
     assert!(xdp_attached(&lab));
 
-    run_in(&lab.client, || {
-        for address in [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)] {
-            for n in 0..5 {
-                exchange(
-                    SocketAddr::new(address, PORT),
-                    format!("hello {n}").as_bytes(),
-                )
-                .unwrap();
-            }
-        }
-    })
-    .unwrap();
+    run_in(&lab.client, || exchange_both_families(PORT, 5))
+        .unwrap()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();

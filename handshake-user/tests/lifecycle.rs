@@ -19,8 +19,8 @@ use std::{
 
 use handshake::{
     lab::{
-        CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6,
-        echo::{EchoServer, exchange},
+        CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4,
+        echo::{EchoServer, exchange, exchange_both_families},
         run_in,
     },
     loader::PassThrough,
@@ -93,16 +93,9 @@ impl Bed {
 
     fn connect(&self, port: u16, count: u32) {
         run_in(&self.lab.client, move || {
-            for address in [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)] {
-                for n in 0..count {
-                    exchange(
-                        SocketAddr::new(address, port),
-                        format!("hello {n}").as_bytes(),
-                    )
-                    .unwrap();
-                }
-            }
+            exchange_both_families(port, count)
         })
+        .unwrap()
         .unwrap();
     }
 

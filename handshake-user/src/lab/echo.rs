@@ -94,3 +94,15 @@ pub fn exchange(server: SocketAddr, message: &[u8]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Makes `count` connections to `port` over IPv4 and then IPv6 from the calling thread's
+/// namespace, each exchanging a line, and stops at the first failure.
+pub fn exchange_both_families(port: u16, count: u32) -> anyhow::Result<()> {
+    for v6 in [false, true] {
+        let server = SocketAddr::new(super::Lab::server_addr(v6), port);
+        for n in 0..count {
+            exchange(server, format!("hello {n} through handshake").as_bytes())?;
+        }
+    }
+    Ok(())
+}
