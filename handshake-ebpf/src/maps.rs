@@ -18,6 +18,11 @@ static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "PORTS")]
 static PORTS: Array<u16> = Array::with_max_entries(PORTS_LEN, 0);
 
+/// The port each slot belongs to (0 = free), so the loader can list the protected ports
+/// by reading 1024 slots instead of 65536 ports. Only the loader reads or writes it.
+#[map(name = "SLOT_PORTS")]
+static SLOT_PORTS: Array<u16> = Array::with_max_entries(MAX_PORTS + 1, 0);
+
 /// Per-port verdict counters by slot; slot 0 is never used.
 #[map(name = "PORT_COUNTERS")]
 static PORT_COUNTERS: PerCpuArray<PortCounters> = PerCpuArray::with_max_entries(MAX_PORTS + 1, 0);

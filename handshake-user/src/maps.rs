@@ -18,9 +18,10 @@ use crate::{counters::Snapshot, port_table::PortTable};
 /// Map names in the object (handshake-ebpf/src/maps.rs), also their pin file names.
 const CONFIG: &str = "CONFIG";
 const PORTS: &str = "PORTS";
+const SLOT_PORTS: &str = "SLOT_PORTS";
 const PORT_COUNTERS: &str = "PORT_COUNTERS";
 const COUNTERS: &str = "COUNTERS";
-pub const NAMES: [&str; 4] = [CONFIG, PORTS, PORT_COUNTERS, COUNTERS];
+pub const NAMES: [&str; 5] = [CONFIG, PORTS, SLOT_PORTS, PORT_COUNTERS, COUNTERS];
 
 pub struct Maps {
     config: Array<MapData, Config>,
@@ -44,10 +45,10 @@ impl Maps {
             Ok(map)
         };
         Self::from_maps(
-            take(CONFIG)?,
-            take(PORTS)?,
-            take(PORT_COUNTERS)?,
-            take(COUNTERS)?,
+            NAMES
+                .map(&mut take)
+                .into_iter()
+                .collect::<anyhow::Result<Vec<_>>>()?,
         )
     }
 
@@ -60,23 +61,23 @@ impl Maps {
             Ok(Map::from_map_data(data)?)
         };
         Self::from_maps(
-            open(CONFIG)?,
-            open(PORTS)?,
-            open(PORT_COUNTERS)?,
-            open(COUNTERS)?,
+            NAMES
+                .map(open)
+                .into_iter()
+                .collect::<anyhow::Result<Vec<_>>>()?,
         )
     }
 
-    fn from_maps(
-        config: Map,
-        ports: Map,
-        port_counters: Map,
-        counters: Map,
-    ) -> anyhow::Result<Self> {
+    /// The maps in `NAMES` order.
+    fn from_maps(maps: Vec<Map>) -> anyhow::Result<Self> {
+        let [config, ports, slot_ports, port_counters, counters]: [Map; 5] = maps
+            .try_into()
+            .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
         Ok(Self {
             config: Array::try_from(config)?,
             ports: PortTable::new(
                 Array::try_from(ports)?,
+                Array::try_from(slot_ports)?,
                 PerCpuArray::try_from(port_counters)?,
             ),
             counters: PerCpuArray::try_from(counters)?,

@@ -1,6 +1,7 @@
-//! The protected ports of one attachment: `PORTS` maps each port to a counter slot, and
-//! `PORT_COUNTERS` holds that slot's per-CPU counters. Changing it while the program runs
-//! is safe: each port's entry is one atomic map update, seen by the next packet.
+//! The protected ports of one attachment: `PORTS` maps each port to a counter slot,
+//! `SLOT_PORTS` maps each slot back to its port, and `PORT_COUNTERS` holds the slot's
+//! per-CPU counters. Changing it while the program runs is safe: a port becomes protected
+//! or not with one atomic update of its `PORTS` entry, seen by the next packet.
 
 use std::collections::BTreeMap;
 
@@ -10,21 +11,33 @@ use handshake_common::{config::MAX_PORTS, counters::PortCounters};
 
 pub struct PortTable {
     slots: Array<MapData, u16>,
+    slot_ports: Array<MapData, u16>,
     counters: PerCpuArray<MapData, PortCounters>,
 }
 
 impl PortTable {
-    pub fn new(slots: Array<MapData, u16>, counters: PerCpuArray<MapData, PortCounters>) -> Self {
-        Self { slots, counters }
+    pub fn new(
+        slots: Array<MapData, u16>,
+        slot_ports: Array<MapData, u16>,
+        counters: PerCpuArray<MapData, PortCounters>,
+    ) -> Self {
+        Self {
+            slots,
+            slot_ports,
+            counters,
+        }
     }
 
     /// Every protected port and its slot, in port order.
     pub fn list(&self) -> anyhow::Result<BTreeMap<u16, u16>> {
         let mut ports = BTreeMap::new();
-        for (port, slot) in self.slots.iter().enumerate() {
-            let slot = slot.context("reading the PORTS map failed")?;
-            if slot != 0 {
-                ports.insert(port as u16, slot);
+        for slot in 1..=MAX_PORTS {
+            let port = self
+                .slot_ports
+                .get(&slot, 0)
+                .context("reading the SLOT_PORTS map failed")?;
+            if port != 0 {
+                ports.insert(port, slot as u16);
             }
         }
         Ok(ports)
@@ -46,19 +59,20 @@ impl PortTable {
                 current.len() + new.len()
             );
         }
+        let cpus = aya::util::nr_cpus().map_err(|(_, error)| error)?;
         let mut free =
             (1..=MAX_PORTS as u16).filter(|slot| !current.values().any(|used| used == slot));
         for port in new {
             let slot = free.next().expect("counted above");
-            // A reused slot starts from zero, so no port inherits another's counts.
-            let zeros = PerCpuValues::try_from(vec![
-                PortCounters::default();
-                aya::util::nr_cpus()
-                    .map_err(|(_, error)| error)?
-            ])?;
+            // A reused slot starts from zero, so no port inherits another's counts; the
+            // slot is filled in before the port points at it.
+            let zeros = PerCpuValues::try_from(vec![PortCounters::default(); cpus])?;
             self.counters
                 .set(u32::from(slot), zeros, 0)
                 .context("resetting PORT_COUNTERS failed")?;
+            self.slot_ports
+                .set(u32::from(slot), port, 0)
+                .context("writing the SLOT_PORTS map failed")?;
             self.slots
                 .set(u32::from(port), slot, 0)
                 .context("writing the PORTS map failed")?;
@@ -74,10 +88,13 @@ impl PortTable {
                 "port {port} is not protected here; `handshake ports list` shows the protected ports"
             );
         }
-        for &port in ports {
+        for port in ports {
             self.slots
-                .set(u32::from(port), 0, 0)
+                .set(u32::from(*port), 0, 0)
                 .context("writing the PORTS map failed")?;
+            self.slot_ports
+                .set(u32::from(current[port]), 0, 0)
+                .context("writing the SLOT_PORTS map failed")?;
         }
         Ok(())
     }

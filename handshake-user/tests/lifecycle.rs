@@ -290,7 +290,7 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
     );
     assert!(response.ends_with("# EOF\n"));
 
-    let map_ids: Vec<u32> = ["CONFIG", "PORTS", "PORT_COUNTERS", "COUNTERS"]
+    let map_ids: Vec<u32> = ["CONFIG", "PORTS", "SLOT_PORTS", "PORT_COUNTERS", "COUNTERS"]
         .map(|name| {
             aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.pin_dir))
                 .unwrap()
