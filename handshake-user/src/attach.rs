@@ -24,6 +24,9 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
         refuse_existing(root, &settings.iface)?;
     }
     root.prepare()?;
+    for line in KernelTcp::read()?.describe() {
+        println!("{line}");
+    }
     let mut attached: Vec<&str> = Vec::new();
     for settings in all {
         match attach_one(root, settings) {

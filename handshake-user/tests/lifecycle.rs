@@ -139,11 +139,12 @@ fn attach_outlives_the_cli_and_ports_change_live() {
         "--xdp-mode",
         "native",
     ]);
+    let last = attached.lines().last().unwrap();
     assert!(
-        attached
-            .starts_with("handshake protects TCP ports 8080 on hs-server (native XDP), pinned in"),
+        last.starts_with("handshake protects TCP ports 8080 on hs-server (native XDP), pinned in"),
         "{attached}"
     );
+    assert!(attached.starts_with("tcp_syncookies=2: every SYN to a protected port is answered"));
     // The attaching process has exited; the program still answers.
     bed.connect(8080, 5);
     let stats = bed.stats();
@@ -447,4 +448,77 @@ fn run_serves_metrics_from_its_live_maps() {
         "{response}"
     );
     assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn a_config_file_attaches_several_interfaces_each_with_its_own_ports() {
+    let bed = Bed::new();
+    // A second interface in the server namespace: a veth pair with both ends there.
+    bed.lab
+        .exec(
+            &bed.lab.server,
+            &[
+                "ip",
+                "link",
+                "add",
+                "hs-extra",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "hs-extra-peer",
+            ],
+        )
+        .unwrap();
+    bed.lab
+        .exec(&bed.lab.server, &["ip", "link", "set", "hs-extra", "up"])
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
+    std::fs::write(
+        &config,
+        "[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443, 8443]\nxdp_mode = \"generic\"\nmss = 1400\n",
+    )
+    .unwrap();
+    let attached = bed.ok(&["attach", "--config", config.to_str().unwrap()]);
+    std::fs::remove_file(&config).unwrap();
+    assert_eq!(
+        attached
+            .lines()
+            .filter(|line| line.starts_with("handshake protects"))
+            .count(),
+        2,
+        "{attached}"
+    );
+    let status = bed.ok(&["status"]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert!(
+        lines[0].starts_with("hs-extra: generic XDP, ports 443,8443, program id "),
+        "{status}"
+    );
+    assert!(
+        lines[1].starts_with("hs-server: native XDP, ports 8080, program id "),
+        "{status}"
+    );
+    bed.connect(8080, 2);
+    let stats: Value = serde_json::from_str(&bed.ok(&["stats", "--json"])).unwrap();
+    let interfaces = stats["interfaces"].as_array().unwrap();
+    assert_eq!(
+        interfaces
+            .iter()
+            .map(|i| i["iface"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["hs-extra", "hs-server"]
+    );
+    assert_eq!(interfaces[0]["counters"]["syn_ack_sent"]["total"], 0);
+    assert_eq!(interfaces[1]["counters"]["syn_ack_sent"]["total"], 4);
+    assert_eq!(interfaces[0]["ports"].as_array().unwrap().len(), 2);
+    bed.ok(&["detach", "--iface", "hs-extra"]);
+    bed.ok(&["detach", "--iface", SERVER_IFACE]);
+    assert_eq!(
+        bed.ok(&["status"]),
+        format!(
+            "handshake protects nothing (no attachments in {})\n",
+            bed.pin_dir
+        )
+    );
 }
