@@ -35,3 +35,24 @@ pub fn mtu(iface: &str) -> anyhow::Result<u32> {
     }
     Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
 }
+
+/// The interface's MAC address (SIOCGIFHWADDR in the calling thread's namespace).
+pub fn mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    index(iface)?;
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(iface.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if socket < 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    let result = unsafe { libc::ioctl(socket, libc::SIOCGIFHWADDR, &mut request) };
+    let error = io::Error::last_os_error();
+    unsafe { libc::close(socket) };
+    if result < 0 {
+        bail!("reading the MAC address of {iface} failed: {error}");
+    }
+    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+    Ok(std::array::from_fn(|i| data[i] as u8))
+}

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod demo;
+pub mod flood;
 pub mod interface;
 pub mod kernel_tcp;
 pub mod lab;
