@@ -77,7 +77,10 @@ fn main() -> anyhow::Result<()> {
             require_root("the benchmark creates network namespaces and attaches XDP")?;
             setup::bench_packages()?;
             let build = ["build", "--release", "--package", "handshake-user"];
-            cargo(&tools, &[&build[..], &["--bin", "handshake-bench"]].concat())?;
+            cargo(
+                &tools,
+                &[&build[..], &["--bin", "handshake-bench"]].concat(),
+            )?;
             let root = setup::workspace_root();
             let mut bench = Command::new(root.join("target/release/handshake-bench"));
             bench.arg("--out").arg(root.join("target/bench"));

@@ -20,12 +20,32 @@ pub fn draw(path: &Path, steps: &[StepResult]) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
-    let max_offered = steps.iter().map(|step| step.offered_per_s).fold(1.0, f64::max) / 1000.0;
-    let max_answered = steps.iter().map(|step| step.answered_per_s).fold(1.0, f64::max) / 1000.0;
-    panel(&left, "SYN-ACKs answered (k/s)", max_offered, max_answered * 1.1, steps, |step| step.answered_per_s / 1000.0)?;
-    panel(&right, "legitimate connections done within 1 s (%)", max_offered, 105.0, steps, |step| {
-        step.client.percent(step.client.within_1s)
-    })?;
+    let max_offered = steps
+        .iter()
+        .map(|step| step.offered_per_s)
+        .fold(1.0, f64::max)
+        / 1000.0;
+    let max_answered = steps
+        .iter()
+        .map(|step| step.answered_per_s)
+        .fold(1.0, f64::max)
+        / 1000.0;
+    panel(
+        &left,
+        "SYN-ACKs answered (k/s)",
+        max_offered,
+        max_answered * 1.1,
+        steps,
+        |step| step.answered_per_s / 1000.0,
+    )?;
+    panel(
+        &right,
+        "legitimate connections done within 1 s (%)",
+        max_offered,
+        105.0,
+        steps,
+        |step| step.client.percent(step.client.within_1s),
+    )?;
     root.present()?;
     Ok(())
 }
@@ -44,7 +64,11 @@ fn panel(
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y)?;
-    chart.configure_mesh().x_desc("offered SYNs (k/s)").label_style(("sans-serif", 13)).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("offered SYNs (k/s)")
+        .label_style(("sans-serif", 13))
+        .draw()?;
     for (contender, colour) in Contender::ALL.iter().zip(COLOURS) {
         let points: Vec<(f64, f64)> = steps
             .iter()
@@ -58,7 +82,11 @@ fn panel(
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
             .label(contender.name())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|point| Circle::new(point, 3, colour.filled())))?;
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|point| Circle::new(point, 3, colour.filled())),
+        )?;
     }
     chart
         .configure_series_labels()

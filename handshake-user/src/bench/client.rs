@@ -27,7 +27,11 @@ pub struct ClientReport {
 
 impl ClientReport {
     pub fn percent(&self, completed: u64) -> f64 {
-        if self.attempted == 0 { 0.0 } else { 100.0 * completed as f64 / self.attempted as f64 }
+        if self.attempted == 0 {
+            0.0
+        } else {
+            100.0 * completed as f64 / self.attempted as f64
+        }
     }
 }
 
@@ -75,9 +79,14 @@ fn connection(server: SocketAddr) -> (Option<Duration>, Option<Duration>) {
         return (None, None);
     };
     let connected = started.elapsed();
-    let remaining = DEADLINE.saturating_sub(connected).max(Duration::from_millis(1));
+    let remaining = DEADLINE
+        .saturating_sub(connected)
+        .max(Duration::from_millis(1));
     let _ = stream.set_read_timeout(Some(remaining));
-    if stream.write_all(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n").is_err() {
+    if stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .is_err()
+    {
         return (Some(connected), None);
     }
     let mut reply = Vec::new();

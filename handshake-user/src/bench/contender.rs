@@ -28,7 +28,13 @@ pub enum Contender {
 }
 
 impl Contender {
-    pub const ALL: [Contender; 5] = [Self::Kernel1, Self::Kernel2, Self::Synproxy, Self::Handshake2, Self::Handshake1];
+    pub const ALL: [Contender; 5] = [
+        Self::Kernel1,
+        Self::Kernel2,
+        Self::Synproxy,
+        Self::Handshake2,
+        Self::Handshake1,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -66,22 +72,30 @@ pub enum Setup<'lab> {
 }
 
 pub fn set_up(lab: &Lab, contender: Contender) -> anyhow::Result<Setup<'_>> {
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", contender.syncookies())?;
+    lab.sysctl(
+        &lab.server,
+        "net.ipv4.tcp_syncookies",
+        contender.syncookies(),
+    )?;
     Ok(match contender {
-        Contender::Kernel1 | Contender::Kernel2 => Setup::Pass { _pass: pass_through(lab)? },
+        Contender::Kernel1 | Contender::Kernel2 => Setup::Pass {
+            _pass: pass_through(lab)?,
+        },
         Contender::Synproxy => {
             let pass = pass_through(lab)?;
             synproxy_rules(lab)?;
             Setup::Synproxy { _pass: pass, lab }
         }
-        Contender::Handshake1 | Contender::Handshake2 => Setup::Handshake(Box::new(run_in(&lab.server, || {
-            let kernel = KernelTcp::read()?;
-            let mut handshake = Handshake::load()?;
-            handshake.set_config(&kernel.config(1460, 1440, false)?)?;
-            handshake.set_ports(&[PORT])?;
-            handshake.attach(SERVER_IFACE, Mode::Native)?;
-            anyhow::Ok(handshake)
-        })??)),
+        Contender::Handshake1 | Contender::Handshake2 => {
+            Setup::Handshake(Box::new(run_in(&lab.server, || {
+                let kernel = KernelTcp::read()?;
+                let mut handshake = Handshake::load()?;
+                handshake.set_config(&kernel.config(1460, 1440, false)?)?;
+                handshake.set_ports(&[PORT])?;
+                handshake.attach(SERVER_IFACE, Mode::Native)?;
+                anyhow::Ok(handshake)
+            })??))
+        }
     })
 }
 
@@ -107,7 +121,10 @@ impl Setup<'_> {
 impl Drop for Setup<'_> {
     fn drop(&mut self) {
         if let Setup::Synproxy { lab, .. } = self {
-            let _ = lab.exec(&lab.server, &["nft", "delete", "table", "ip", "handshake_bench"]);
+            let _ = lab.exec(
+                &lab.server,
+                &["nft", "delete", "table", "ip", "handshake_bench"],
+            );
         }
     }
 }

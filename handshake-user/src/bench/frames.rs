@@ -6,7 +6,9 @@ pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
 
 /// What Linux 6.x puts in a SYN: MSS 1460, SACK_PERM, TS, NOP, WS 7 (40-byte header).
-pub const LINUX_SYN_OPTIONS: [u8; 20] = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7];
+pub const LINUX_SYN_OPTIONS: [u8; 20] = [
+    2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7,
+];
 
 pub struct Segment<'a> {
     pub source_port: u16,

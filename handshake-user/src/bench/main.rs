@@ -34,7 +34,10 @@ use self::{
 };
 
 #[derive(Parser)]
-#[command(name = "handshake-bench", about = "SYN flood lab and XDP microbenchmarks (see BENCH.md)")]
+#[command(
+    name = "handshake-bench",
+    about = "SYN flood lab and XDP microbenchmarks (see BENCH.md)"
+)]
 struct Cli {
     /// Two offered rates and short steps: under two minutes.
     #[arg(long)]
@@ -54,10 +57,21 @@ struct Plan {
 impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
-            Self { rates: vec![Some(50_000), None], client_rate: 100, client_duration: Duration::from_secs(3), micro_calls: 3_000 }
+            Self {
+                rates: vec![Some(50_000), None],
+                client_rate: 100,
+                client_duration: Duration::from_secs(3),
+                micro_calls: 3_000,
+            }
         } else {
             Self {
-                rates: vec![Some(25_000), Some(50_000), Some(100_000), Some(200_000), None],
+                rates: vec![
+                    Some(25_000),
+                    Some(50_000),
+                    Some(100_000),
+                    Some(200_000),
+                    None,
+                ],
                 client_rate: 200,
                 client_duration: Duration::from_secs(8),
                 micro_calls: 20_000,
@@ -84,7 +98,10 @@ fn run() -> anyhow::Result<()> {
     handshake::privileges::require()?;
     system::catch_interrupts();
     let plan = Plan::new(cli.quick);
-    let cpus = Cpus { generator: 0, server: system::cpus().saturating_sub(1) };
+    let cpus = Cpus {
+        generator: 0,
+        server: system::cpus().saturating_sub(1),
+    };
     eprintln!(
         "handshake-bench{}: {} contenders x {} rates, about {} s; generator and client on CPU {}, server on CPU {}",
         if cli.quick { " --quick" } else { "" },
@@ -101,7 +118,10 @@ fn run() -> anyhow::Result<()> {
     system::threaded_napi(&lab, &lab.client, CLIENT_IFACE)?;
     system::pin_napi_threads(CLIENT_IFACE, cpus.generator)?;
 
-    eprintln!("microbenchmarks: {} interleaved calls per path", plan.micro_calls);
+    eprintln!(
+        "microbenchmarks: {} interleaved calls per path",
+        plan.micro_calls
+    );
     let timings = {
         let _nginx = nginx::Nginx::start(&lab, cpus.server)?;
         micro::run(&lab, plan.micro_calls)?
@@ -119,7 +139,11 @@ fn run() -> anyhow::Result<()> {
         for &rate in &plan.rates {
             system::check_interrupted()?;
             let _nginx = nginx::Nginx::start(&lab, cpus.server)?;
-            let step_plan = StepPlan { rate, client_rate: plan.client_rate, client_duration: plan.client_duration };
+            let step_plan = StepPlan {
+                rate,
+                client_rate: plan.client_rate,
+                client_duration: plan.client_duration,
+            };
             let result = step::run(&lab, contender, &mut setup, &sink, &step_plan, cpus)?;
             eprintln!("{}", report::step_line(&result));
             steps.push(result);
@@ -128,12 +152,19 @@ fn run() -> anyhow::Result<()> {
     write_outputs(&cli.out, &steps, &timings)
 }
 
-fn write_outputs(out: &std::path::Path, steps: &[StepResult], timings: &[micro::Timing]) -> anyhow::Result<()> {
+fn write_outputs(
+    out: &std::path::Path,
+    steps: &[StepResult],
+    timings: &[micro::Timing],
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let machine = json!({"cpus": system::cpus(), "kernel": kernel.trim()});
     let json_path = out.join("bench.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report::json(machine, steps, timings))?)?;
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&report::json(machine, steps, timings))?,
+    )?;
     let png_path = out.join("bench.png");
     chart::draw(&png_path, steps)?;
     println!("\n{}", report::header());

@@ -42,7 +42,9 @@ pub struct Timing {
 pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
     // A connection that stays open, for the established-flow path.
     let server = SocketAddr::new(SERVER_V4.into(), PORT);
-    let established = run_in(&lab.client, move || TcpStream::connect_timeout(&server, Duration::from_secs(3)))??;
+    let established = run_in(&lab.client, move || {
+        TcpStream::connect_timeout(&server, Duration::from_secs(3))
+    })??;
     let established_port = established.local_addr()?.port();
     // Timestamps mode needs tcp_timestamps=2; put the default back for the flood.
     lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")?;
@@ -70,12 +72,22 @@ fn load() -> anyhow::Result<Programs> {
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
     let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
-    xdp(&mut cookie_only, "cookie_only")?.load().context("the verifier rejected cookie_only")?;
-    Ok(Programs { handshake, timestamps, pass, cookie_only })
+    xdp(&mut cookie_only, "cookie_only")?
+        .load()
+        .context("the verifier rejected cookie_only")?;
+    Ok(Programs {
+        handshake,
+        timestamps,
+        pass,
+        cookie_only,
+    })
 }
 
 fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
-    Ok(ebpf.program_mut(name).ok_or_else(|| anyhow!("no program {name}"))?.try_into()?)
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?)
 }
 
 #[derive(Clone, Copy)]
@@ -88,28 +100,128 @@ enum Which {
 
 fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
     let mut programs = load()?;
-    let (client, server, client6, server6) = (CLIENT_V4.octets(), SERVER_V4.octets(), CLIENT_V6.octets(), SERVER_V6.octets());
-    let segment = |source_port, dest_port, seq, ack, flags, options| Segment { source_port, dest_port, seq, ack, flags, options };
-    let syn = segment(CLIENT_PORT, PORT, CLIENT_SEQ, 0, SYN, &LINUX_SYN_OPTIONS[..]);
+    let (client, server, client6, server6) = (
+        CLIENT_V4.octets(),
+        SERVER_V4.octets(),
+        CLIENT_V6.octets(),
+        SERVER_V6.octets(),
+    );
+    let segment = |source_port, dest_port, seq, ack, flags, options| Segment {
+        source_port,
+        dest_port,
+        seq,
+        ack,
+        flags,
+        options,
+    };
+    let syn = segment(
+        CLIENT_PORT,
+        PORT,
+        CLIENT_SEQ,
+        0,
+        SYN,
+        &LINUX_SYN_OPTIONS[..],
+    );
     let syn_v4 = frames::tcp_v4(client, server, &syn);
     let syn_v6 = frames::tcp_v6(client6, server6, &syn);
     let cookie = cookie_of(programs.handshake.program()?, &syn_v4)?;
-    let ack = |ack| frames::tcp_v4(client, server, &segment(CLIENT_PORT, PORT, CLIENT_SEQ + 1, ack, ACK, &[]));
-    let established = frames::tcp_v4(client, server, &segment(established_port, PORT, 1, 1, ACK, &[]));
-    let unprotected = frames::tcp_v4(client, server, &segment(CLIENT_PORT, UNPROTECTED, CLIENT_SEQ, 0, SYN, &LINUX_SYN_OPTIONS[..]));
+    let ack = |ack| {
+        frames::tcp_v4(
+            client,
+            server,
+            &segment(CLIENT_PORT, PORT, CLIENT_SEQ + 1, ack, ACK, &[]),
+        )
+    };
+    let established = frames::tcp_v4(
+        client,
+        server,
+        &segment(established_port, PORT, 1, 1, ACK, &[]),
+    );
+    let unprotected = frames::tcp_v4(
+        client,
+        server,
+        &segment(
+            CLIENT_PORT,
+            UNPROTECTED,
+            CLIENT_SEQ,
+            0,
+            SYN,
+            &LINUX_SYN_OPTIONS[..],
+        ),
+    );
     let cases: Vec<(&'static str, &'static str, Which, Vec<u8>)> = vec![
-        ("XDP_PASS baseline (IPv4 SYN)", "handshake_pass", Which::Pass, syn_v4.clone()),
-        ("cookie helper alone, IPv4 SYN", "cookie_only", Which::CookieOnly, syn_v4.clone()),
-        ("cookie helper alone, IPv6 SYN", "cookie_only", Which::CookieOnly, syn_v6.clone()),
-        ("SYN -> SYN-ACK, IPv4", "handshake", Which::Handshake, syn_v4.clone()),
-        ("SYN -> SYN-ACK, IPv6", "handshake", Which::Handshake, syn_v6.clone()),
-        ("SYN -> SYN-ACK, IPv4, timestamps mode", "handshake", Which::Timestamps, syn_v4),
-        ("SYN -> SYN-ACK, IPv6, timestamps mode", "handshake", Which::Timestamps, syn_v6),
-        ("valid third ACK", "handshake", Which::Handshake, ack(cookie.wrapping_add(1))),
-        ("forged ACK (dropped)", "handshake", Which::Handshake, ack(cookie ^ 0x00ff_0000)),
-        ("established-flow packet", "handshake", Which::Handshake, established),
-        ("unprotected port", "handshake", Which::Handshake, unprotected),
-        ("non-TCP (UDP)", "handshake", Which::Handshake, frames::udp_v4(client, server)),
+        (
+            "XDP_PASS baseline (IPv4 SYN)",
+            "handshake_pass",
+            Which::Pass,
+            syn_v4.clone(),
+        ),
+        (
+            "cookie helper alone, IPv4 SYN",
+            "cookie_only",
+            Which::CookieOnly,
+            syn_v4.clone(),
+        ),
+        (
+            "cookie helper alone, IPv6 SYN",
+            "cookie_only",
+            Which::CookieOnly,
+            syn_v6.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv4",
+            "handshake",
+            Which::Handshake,
+            syn_v4.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv6",
+            "handshake",
+            Which::Handshake,
+            syn_v6.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv4, timestamps mode",
+            "handshake",
+            Which::Timestamps,
+            syn_v4,
+        ),
+        (
+            "SYN -> SYN-ACK, IPv6, timestamps mode",
+            "handshake",
+            Which::Timestamps,
+            syn_v6,
+        ),
+        (
+            "valid third ACK",
+            "handshake",
+            Which::Handshake,
+            ack(cookie.wrapping_add(1)),
+        ),
+        (
+            "forged ACK (dropped)",
+            "handshake",
+            Which::Handshake,
+            ack(cookie ^ 0x00ff_0000),
+        ),
+        (
+            "established-flow packet",
+            "handshake",
+            Which::Handshake,
+            established,
+        ),
+        (
+            "unprotected port",
+            "handshake",
+            Which::Handshake,
+            unprotected,
+        ),
+        (
+            "non-TCP (UDP)",
+            "handshake",
+            Which::Handshake,
+            frames::udp_v4(client, server),
+        ),
     ];
     let mut samples = vec![Vec::with_capacity(calls); cases.len()];
     for _ in 0..calls {
@@ -120,7 +232,10 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
             };
-            let result = program.test_run(TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() })?;
+            let result = program.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })?;
             samples.push(result.duration.as_nanos() as u64);
         }
     }
@@ -129,7 +244,11 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         .zip(samples)
         .map(|((path, program, _, _), mut samples)| {
             samples.sort_unstable();
-            Timing { path, program, median_ns: samples[samples.len() / 2] as f64 }
+            Timing {
+                path,
+                program,
+                median_ns: samples[samples.len() / 2] as f64,
+            }
         })
         .collect())
 }
@@ -137,6 +256,10 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
 /// The cookie in the SYN-ACK handshake makes of `syn`.
 fn cookie_of(program: &mut Xdp, syn: &[u8]) -> anyhow::Result<u32> {
     let mut out = vec![0u8; syn.len() + 64];
-    program.test_run(TestRunOptions { data_in: Some(syn), data_out: Some(&mut out), ..TestRunOptions::new() })?;
+    program.test_run(TestRunOptions {
+        data_in: Some(syn),
+        data_out: Some(&mut out),
+        ..TestRunOptions::new()
+    })?;
     Ok(u32::from_be_bytes(out[38..42].try_into()?))
 }

@@ -49,7 +49,9 @@ impl Nginx {
                 let log = fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default();
                 bail!("nginx exited ({status}): {log}");
             }
-            if run_in(&lab.client, move || TcpStream::connect_timeout(&server, Duration::from_millis(200)).is_ok())? {
+            if run_in(&lab.client, move || {
+                TcpStream::connect_timeout(&server, Duration::from_millis(200)).is_ok()
+            })? {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

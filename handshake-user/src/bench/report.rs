@@ -18,7 +18,9 @@ fn quantile_ms(step: &StepResult, quantile: f64) -> f64 {
 }
 
 pub fn step_line(step: &StepResult) -> String {
-    let cpu = step.cpu_us_per_answer().map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"));
+    let cpu = step
+        .cpu_us_per_answer()
+        .map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"));
     format!(
         "{:<24} {:>5} {:>9.0} {:>9.0} {:>8} {:>7.1} {:>7.1} {:>8.2} {:>8.2}",
         step.contender.name(),
@@ -36,15 +38,32 @@ pub fn step_line(step: &StepResult) -> String {
 pub fn header() -> String {
     format!(
         "{:<24} {:>5} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}",
-        "contender", "rate", "offered/s", "answered/s", "cpu µs/SA", "≤1s %", "≤3s %", "p50 ms", "p99 ms"
+        "contender",
+        "rate",
+        "offered/s",
+        "answered/s",
+        "cpu µs/SA",
+        "≤1s %",
+        "≤3s %",
+        "p50 ms",
+        "p99 ms"
     )
 }
 
 pub fn micro_table(timings: &[Timing]) -> String {
     let pass = timings.first().map_or(0.0, |timing| timing.median_ns);
-    let mut text = format!("{:<40} {:>8} {:>14}\n", "path (BPF_PROG_TEST_RUN, repeat=1)", "ns", "ns over PASS");
+    let mut text = format!(
+        "{:<40} {:>8} {:>14}\n",
+        "path (BPF_PROG_TEST_RUN, repeat=1)", "ns", "ns over PASS"
+    );
     for timing in timings {
-        let _ = writeln!(text, "{:<40} {:>8.0} {:>14.0}", timing.path, timing.median_ns, timing.median_ns - pass);
+        let _ = writeln!(
+            text,
+            "{:<40} {:>8.0} {:>14.0}",
+            timing.path,
+            timing.median_ns,
+            timing.median_ns - pass
+        );
     }
     text
 }

@@ -5,7 +5,10 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -89,7 +92,14 @@ fn read(lab: &Lab, setup: &mut Setup, sink: &Sink, cpus: Cpus) -> anyhow::Result
     })
 }
 
-pub fn run(lab: &Lab, contender: Contender, setup: &mut Setup, sink: &Sink, plan: &StepPlan, cpus: Cpus) -> anyhow::Result<StepResult> {
+pub fn run(
+    lab: &Lab,
+    contender: Contender,
+    setup: &mut Setup,
+    sink: &Sink,
+    plan: &StepPlan,
+    cpus: Cpus,
+) -> anyhow::Result<StepResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let flood = Flood {
         port: PORT,
@@ -116,7 +126,9 @@ pub fn run(lab: &Lab, contender: Contender, setup: &mut Setup, sink: &Sink, plan
             Ok((before, client, after))
         })();
         stop.store(true, Ordering::Relaxed);
-        let report = flooding.join().map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
+        let report = flooding
+            .join()
+            .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
         let (before, client, after) = measured?;
         Ok((before, client, after, report))
     })?;
@@ -131,7 +143,9 @@ pub fn run(lab: &Lab, contender: Contender, setup: &mut Setup, sink: &Sink, plan
         client,
         verdicts: verdicts(&before, &after),
         xdp_ns_per_packet: match (before.bpf, after.bpf) {
-            (Some((t0, n0)), Some((t1, n1))) if n1 > n0 => Some((t1 - t0) as f64 / (n1 - n0) as f64),
+            (Some((t0, n0)), Some((t1, n1))) if n1 > n0 => {
+                Some((t1 - t0) as f64 / (n1 - n0) as f64)
+            }
             _ => None,
         },
     })
@@ -140,10 +154,17 @@ pub fn run(lab: &Lab, contender: Contender, setup: &mut Setup, sink: &Sink, plan
 fn verdicts(before: &Reading, after: &Reading) -> BTreeMap<String, u64> {
     let mut verdicts = BTreeMap::new();
     for name in NSTAT {
-        let delta = after.nstat.get(name).unwrap_or(&0).saturating_sub(*before.nstat.get(name).unwrap_or(&0));
+        let delta = after
+            .nstat
+            .get(name)
+            .unwrap_or(&0)
+            .saturating_sub(*before.nstat.get(name).unwrap_or(&0));
         verdicts.insert(name.to_owned(), delta);
     }
-    verdicts.insert("rst_to_spoofed".into(), after.returned.resets - before.returned.resets);
+    verdicts.insert(
+        "rst_to_spoofed".into(),
+        after.returned.resets - before.returned.resets,
+    );
     if let (Some(first), Some(last)) = (&before.counters, &after.counters) {
         let delta = last.since(first);
         for (counter, name, _) in ALL {

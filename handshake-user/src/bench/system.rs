@@ -46,7 +46,10 @@ pub fn pin(pid: libc::pid_t, cpu: usize) -> anyhow::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     unsafe { libc::CPU_SET(cpu, &mut set) };
     if unsafe { libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        bail!("pinning {pid} to CPU {cpu} failed: {}", std::io::Error::last_os_error());
+        bail!(
+            "pinning {pid} to CPU {cpu} failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -83,9 +86,18 @@ pub fn pin_napi_threads(iface: &str, cpu: usize) -> anyhow::Result<usize> {
 pub fn core_busy_seconds(cpu: usize) -> anyhow::Result<f64> {
     let stat = fs::read_to_string("/proc/stat")?;
     let label = format!("cpu{cpu} ");
-    let line = stat.lines().find(|line| line.starts_with(&label)).with_context(|| format!("/proc/stat has no {label}"))?;
-    let fields: Vec<u64> = line.split_whitespace().skip(1).map(|field| field.parse().unwrap_or(0)).collect();
-    let ticks = fields.get(2).copied().unwrap_or(0) + fields.get(5).copied().unwrap_or(0) + fields.get(6).copied().unwrap_or(0);
+    let line = stat
+        .lines()
+        .find(|line| line.starts_with(&label))
+        .with_context(|| format!("/proc/stat has no {label}"))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(2).copied().unwrap_or(0)
+        + fields.get(5).copied().unwrap_or(0)
+        + fields.get(6).copied().unwrap_or(0);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Ok(ticks as f64 / hz)
 }
@@ -94,8 +106,14 @@ pub fn core_busy_seconds(cpu: usize) -> anyhow::Result<f64> {
 pub fn nstat(lab: &Lab, ns: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     let text = lab.output(ns, &["nstat", "-az", "--json"])?;
     let value: serde_json::Value = serde_json::from_str(&text).context("nstat printed no JSON")?;
-    let counters = value.get("kernel").and_then(|kernel| kernel.as_object()).context("nstat JSON has no \"kernel\"")?;
-    Ok(counters.iter().filter_map(|(name, value)| Some((name.clone(), value.as_u64()?))).collect())
+    let counters = value
+        .get("kernel")
+        .and_then(|kernel| kernel.as_object())
+        .context("nstat JSON has no \"kernel\"")?;
+    Ok(counters
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_u64()?)))
+        .collect())
 }
 
 /// kernel.bpf_stats_enabled, global: on while the benchmark runs, then put back.
