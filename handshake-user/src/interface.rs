@@ -18,6 +18,12 @@ pub fn index(iface: &str) -> anyhow::Result<u32> {
 /// The interface MTU (SIOCGIFMTU on a socket of this namespace; /sys/class/net would show
 /// the namespace sysfs was mounted in instead).
 pub fn mtu(iface: &str) -> anyhow::Result<u32> {
+    let request = ioctl(iface, libc::SIOCGIFMTU, "MTU")?;
+    Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// One `ifreq` ioctl about `iface` on a datagram socket of the calling thread's namespace.
+fn ioctl(iface: &str, request_code: libc::Ioctl, what: &str) -> anyhow::Result<libc::ifreq> {
     index(iface)?;
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
     for (slot, byte) in request.ifr_name.iter_mut().zip(iface.bytes()) {
@@ -27,13 +33,20 @@ pub fn mtu(iface: &str) -> anyhow::Result<u32> {
     if socket < 0 {
         return Err(io::Error::last_os_error().into());
     }
-    let result = unsafe { libc::ioctl(socket, libc::SIOCGIFMTU, &mut request) };
+    let result = unsafe { libc::ioctl(socket, request_code, &mut request) };
     let error = io::Error::last_os_error();
     unsafe { libc::close(socket) };
     if result < 0 {
-        bail!("reading the MTU of {iface} failed: {error}");
+        bail!("reading the {what} of {iface} failed: {error}");
     }
-    Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
+    Ok(request)
+}
+
+/// The interface's MAC address (SIOCGIFHWADDR in the calling thread's namespace).
+pub fn mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    let request = ioctl(iface, libc::SIOCGIFHWADDR, "MAC address")?;
+    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+    Ok(std::array::from_fn(|i| data[i] as u8))
 }
 
 /// The XDP program attached to `iface`, as "id N, name X", from `ip -details -json link`

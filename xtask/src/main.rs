@@ -4,6 +4,7 @@
 //! - `build`: the `handshake` binary with the XDP program embedded;
 //! - `test`:  every test, unit and privileged, as CI runs them;
 //! - `demo`:  a namespace lab with handshake in front of a real service;
+//! - `bench`: the SYN flood lab and the XDP microbenchmarks (BENCH.md);
 //! - `lint`:  rustfmt and clippy on both sides.
 
 mod setup;
@@ -37,6 +38,13 @@ enum Task {
     /// Build a namespace lab, attach handshake in front of an echo service, connect
     /// through it and show the counters. Needs root.
     Demo,
+    /// SYN flood lab (handshake against the kernel alone and nftables synproxy, nginx as
+    /// the service) and XDP microbenchmarks; writes target/bench/bench.{json,png}. Needs root.
+    Bench {
+        /// Two offered rates and short steps: under two minutes.
+        #[arg(long)]
+        quick: bool,
+    },
     /// rustfmt and clippy (-D warnings) over the host crates and the XDP program.
     Lint,
 }
@@ -64,6 +72,22 @@ fn main() -> anyhow::Result<()> {
             )?;
             let binary = setup::workspace_root().join("target/release/handshake");
             run(Command::new(binary).arg("demo"))
+        }
+        Task::Bench { quick } => {
+            require_root("the benchmark creates network namespaces and attaches XDP")?;
+            setup::bench_packages()?;
+            let build = ["build", "--release", "--package", "handshake-user"];
+            cargo(
+                &tools,
+                &[&build[..], &["--bin", "handshake-bench"]].concat(),
+            )?;
+            let root = setup::workspace_root();
+            let mut bench = Command::new(root.join("target/release/handshake-bench"));
+            bench.arg("--out").arg(root.join("target/bench"));
+            if quick {
+                bench.arg("--quick");
+            }
+            run(&mut bench)
         }
         Task::Lint => {
             nightly_cargo(&tools, &["fmt", "--all", "--check"])?;

@@ -23,6 +23,9 @@ const PACKAGES: [(&str, &str); 3] = [
     ("ethtool", "ethtool"),
 ];
 
+/// What `cargo xtask bench` adds: the service and the synproxy contender.
+const BENCH_PACKAGES: [(&str, &str); 2] = [("nginx-light", "nginx"), ("nftables", "nft")];
+
 pub struct Tools {
     bpf_linker_bin: PathBuf,
 }
@@ -46,8 +49,13 @@ pub fn workspace_root() -> PathBuf {
 pub fn run() -> anyhow::Result<Tools> {
     rust_src()?;
     let bpf_linker_bin = bpf_linker()?;
-    debian_packages()?;
+    debian_packages(&PACKAGES)?;
     Ok(Tools { bpf_linker_bin })
+}
+
+/// The Debian packages only the benchmark uses, installed when it first runs.
+pub fn bench_packages() -> anyhow::Result<()> {
+    debian_packages(&BENCH_PACKAGES)
 }
 
 fn cache_dir() -> anyhow::Result<PathBuf> {
@@ -160,8 +168,8 @@ fn bpf_linker() -> anyhow::Result<PathBuf> {
     Ok(root.join("bin"))
 }
 
-fn debian_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, command)| which(command).is_none())
         .map(|(package, _)| *package)

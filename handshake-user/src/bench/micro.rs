@@ -1,0 +1,265 @@
+//! Microbenchmarks: ns per packet of each path through handshake's XDP program, timed by
+//! BPF_PROG_TEST_RUN in the lab's server namespace (where nginx listens on port 80),
+//! beside an XDP_PASS program and a program that only looks up the listener and calls the
+//! cookie helper. Every program is timed the same way: one run per call (repeat=1), since
+//! the kernel reuses one buffer across repeats and a rewritten SYN would be timed as its
+//! SYN-ACK; the paths are interleaved call by call and the median is kept, so that noise
+//! from the shared machine falls on all of them alike.
+
+use std::{
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf,
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
+use handshake::{
+    XDP_OBJECT,
+    flood::FLOOD_OBJECT,
+    kernel_tcp::KernelTcp,
+    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
+    loader::{Handshake, PASS_PROGRAM},
+};
+
+use super::{
+    frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment},
+    nginx::PORT,
+};
+
+const CLIENT_PORT: u16 = 40000;
+const CLIENT_SEQ: u32 = 0x1234_5678;
+const UNPROTECTED: u16 = 7070;
+
+pub struct Timing {
+    pub path: &'static str,
+    pub program: &'static str,
+    pub median_ns: f64,
+}
+
+pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
+    // A connection that stays open, for the established-flow path.
+    let server = SocketAddr::new(SERVER_V4.into(), PORT);
+    let established = run_in(&lab.client, move || {
+        TcpStream::connect_timeout(&server, Duration::from_secs(3))
+    })??;
+    let established_port = established.local_addr()?.port();
+    // Timestamps mode needs tcp_timestamps=2; put the default back for the flood.
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")?;
+    let result = run_in(&lab.server, move || measure(calls, established_port));
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "1")?;
+    drop(established);
+    result?
+}
+
+struct Programs {
+    handshake: Handshake,
+    timestamps: Handshake,
+    pass: Ebpf,
+    cookie_only: Ebpf,
+}
+
+fn load() -> anyhow::Result<Programs> {
+    let kernel = KernelTcp::read()?;
+    let mut handshake = Handshake::load()?;
+    handshake.set_config(&kernel.config(1460, 1440, false)?)?;
+    handshake.set_ports(&[PORT])?;
+    let mut timestamps = Handshake::load()?;
+    timestamps.set_config(&kernel.config(1460, 1440, true)?)?;
+    timestamps.set_ports(&[PORT])?;
+    let mut pass = Ebpf::load(XDP_OBJECT)?;
+    xdp(&mut pass, PASS_PROGRAM)?.load()?;
+    let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
+    xdp(&mut cookie_only, "cookie_only")?
+        .load()
+        .context("the verifier rejected cookie_only")?;
+    Ok(Programs {
+        handshake,
+        timestamps,
+        pass,
+        cookie_only,
+    })
+}
+
+fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?)
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Handshake,
+    Timestamps,
+    Pass,
+    CookieOnly,
+}
+
+fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
+    let mut programs = load()?;
+    let (client, server, client6, server6) = (
+        CLIENT_V4.octets(),
+        SERVER_V4.octets(),
+        CLIENT_V6.octets(),
+        SERVER_V6.octets(),
+    );
+    let segment = |source_port, dest_port, seq, ack, flags, options| Segment {
+        source_port,
+        dest_port,
+        seq,
+        ack,
+        flags,
+        options,
+    };
+    let syn = segment(
+        CLIENT_PORT,
+        PORT,
+        CLIENT_SEQ,
+        0,
+        SYN,
+        &LINUX_SYN_OPTIONS[..],
+    );
+    let syn_v4 = frames::tcp_v4(client, server, &syn);
+    let syn_v6 = frames::tcp_v6(client6, server6, &syn);
+    let cookie = cookie_of(programs.handshake.program()?, &syn_v4)?;
+    let ack = |ack| {
+        frames::tcp_v4(
+            client,
+            server,
+            &segment(CLIENT_PORT, PORT, CLIENT_SEQ + 1, ack, ACK, &[]),
+        )
+    };
+    let established = frames::tcp_v4(
+        client,
+        server,
+        &segment(established_port, PORT, 1, 1, ACK, &[]),
+    );
+    let unprotected = frames::tcp_v4(
+        client,
+        server,
+        &segment(
+            CLIENT_PORT,
+            UNPROTECTED,
+            CLIENT_SEQ,
+            0,
+            SYN,
+            &LINUX_SYN_OPTIONS[..],
+        ),
+    );
+    let cases: Vec<(&'static str, &'static str, Which, Vec<u8>)> = vec![
+        (
+            "XDP_PASS baseline (IPv4 SYN)",
+            "handshake_pass",
+            Which::Pass,
+            syn_v4.clone(),
+        ),
+        (
+            "cookie helper alone, IPv4 SYN",
+            "cookie_only",
+            Which::CookieOnly,
+            syn_v4.clone(),
+        ),
+        (
+            "cookie helper alone, IPv6 SYN",
+            "cookie_only",
+            Which::CookieOnly,
+            syn_v6.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv4",
+            "handshake",
+            Which::Handshake,
+            syn_v4.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv6",
+            "handshake",
+            Which::Handshake,
+            syn_v6.clone(),
+        ),
+        (
+            "SYN -> SYN-ACK, IPv4, timestamps mode",
+            "handshake",
+            Which::Timestamps,
+            syn_v4,
+        ),
+        (
+            "SYN -> SYN-ACK, IPv6, timestamps mode",
+            "handshake",
+            Which::Timestamps,
+            syn_v6,
+        ),
+        (
+            "valid third ACK",
+            "handshake",
+            Which::Handshake,
+            ack(cookie.wrapping_add(1)),
+        ),
+        (
+            "forged ACK (dropped)",
+            "handshake",
+            Which::Handshake,
+            ack(cookie ^ 0x00ff_0000),
+        ),
+        (
+            "established-flow packet",
+            "handshake",
+            Which::Handshake,
+            established,
+        ),
+        (
+            "unprotected port",
+            "handshake",
+            Which::Handshake,
+            unprotected,
+        ),
+        (
+            "non-TCP (UDP)",
+            "handshake",
+            Which::Handshake,
+            frames::udp_v4(client, server),
+        ),
+    ];
+    let mut samples = vec![Vec::with_capacity(calls); cases.len()];
+    for _ in 0..calls {
+        for ((_, _, which, frame), samples) in cases.iter().zip(&mut samples) {
+            let program = match which {
+                Which::Handshake => programs.handshake.program()?,
+                Which::Timestamps => programs.timestamps.program()?,
+                Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
+                Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
+            };
+            let result = program.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })?;
+            samples.push(result.duration.as_nanos() as u64);
+        }
+    }
+    Ok(cases
+        .iter()
+        .zip(samples)
+        .map(|((path, program, _, _), mut samples)| {
+            samples.sort_unstable();
+            Timing {
+                path,
+                program,
+                median_ns: samples[samples.len() / 2] as f64,
+            }
+        })
+        .collect())
+}
+
+/// The cookie in the SYN-ACK handshake makes of `syn`.
+fn cookie_of(program: &mut Xdp, syn: &[u8]) -> anyhow::Result<u32> {
+    let mut out = vec![0u8; syn.len() + 64];
+    program.test_run(TestRunOptions {
+        data_in: Some(syn),
+        data_out: Some(&mut out),
+        ..TestRunOptions::new()
+    })?;
+    Ok(u32::from_be_bytes(out[38..42].try_into()?))
+}

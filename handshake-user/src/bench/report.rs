@@ -1,0 +1,98 @@
+//! The results on the terminal and as JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{micro::Timing, step::StepResult};
+
+pub fn rate_label(rate: Option<u64>) -> String {
+    rate.map_or_else(|| "max".to_owned(), |rate| format!("{}k", rate / 1000))
+}
+
+fn quantile_ms(step: &StepResult, quantile: f64) -> f64 {
+    if step.client.connect_us.is_empty() {
+        return f64::NAN;
+    }
+    step.client.connect_us.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+pub fn step_line(step: &StepResult) -> String {
+    let cpu = step
+        .cpu_us_per_answer()
+        .map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"));
+    format!(
+        "{:<24} {:>5} {:>9.0} {:>9.0} {:>8} {:>7.1} {:>7.1} {:>8.2} {:>8.2}",
+        step.contender.name(),
+        rate_label(step.target_rate),
+        step.offered_per_s,
+        step.answered_per_s,
+        cpu,
+        step.client.percent(step.client.within_1s),
+        step.client.percent(step.client.within_3s),
+        quantile_ms(step, 0.5),
+        quantile_ms(step, 0.99),
+    )
+}
+
+pub fn header() -> String {
+    format!(
+        "{:<24} {:>5} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}",
+        "contender",
+        "rate",
+        "offered/s",
+        "answered/s",
+        "cpu µs/SA",
+        "≤1s %",
+        "≤3s %",
+        "p50 ms",
+        "p99 ms"
+    )
+}
+
+pub fn micro_table(timings: &[Timing]) -> String {
+    let pass = timings.first().map_or(0.0, |timing| timing.median_ns);
+    let mut text = format!(
+        "{:<40} {:>8} {:>14}\n",
+        "path (BPF_PROG_TEST_RUN, repeat=1)", "ns", "ns over PASS"
+    );
+    for timing in timings {
+        let _ = writeln!(
+            text,
+            "{:<40} {:>8.0} {:>14.0}",
+            timing.path,
+            timing.median_ns,
+            timing.median_ns - pass
+        );
+    }
+    text
+}
+
+pub fn json(machine: Value, steps: &[StepResult], timings: &[Timing]) -> Value {
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|step| {
+            json!({
+                "contender": step.contender.key(),
+                "target_rate": step.target_rate,
+                "offered_syn_per_s": step.offered_per_s,
+                "answered_syn_ack_per_s": step.answered_per_s,
+                "server_cpu_s": step.server_cpu_s,
+                "window_s": step.window_s,
+                "server_cpu_us_per_answered_syn": step.cpu_us_per_answer(),
+                "legit_attempted": step.client.attempted,
+                "legit_within_1s_pct": step.client.percent(step.client.within_1s),
+                "legit_within_3s_pct": step.client.percent(step.client.within_3s),
+                "connect_p50_ms": quantile_ms(step, 0.5),
+                "connect_p99_ms": quantile_ms(step, 0.99),
+                "xdp_ns_per_packet_during_flood": step.xdp_ns_per_packet,
+                "verdicts": step.verdicts,
+            })
+        })
+        .collect();
+    let micro: Vec<Value> = timings
+        .iter()
+        .map(|timing| json!({"path": timing.path, "program": timing.program, "median_ns": timing.median_ns}))
+        .collect();
+    json!({"machine": machine, "flood": steps, "microbenchmarks": micro})
+}
