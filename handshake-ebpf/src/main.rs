@@ -2,6 +2,7 @@
 //!
 //! - `headers.rs`  finds Ethernet, IPv4/IPv6 and TCP and checks every length;
 //! - `syn.rs`      answers a SYN to a protected port with the kernel's own cookie;
+//! - `checksum.rs` verifies a SYN's checksums before it is answered;
 //! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
 //! - `syn_options.rs` reads the SYN's options (timestamps mode only);
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
@@ -12,6 +13,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod ack;
+#[cfg(target_arch = "bpf")]
+mod checksum;
 #[cfg(target_arch = "bpf")]
 mod headers;
 #[cfg(target_arch = "bpf")]
@@ -29,10 +32,11 @@ mod syn_options;
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
     use handshake_common::{counters::Counter, tcp};
+    use network_types::eth::EthHdr;
 
     use crate::{
         ack,
-        headers::{self, Parsed},
+        headers::{self, Link, Parsed, VLAN_TAG_LEN},
         maps, syn,
     };
 
@@ -43,8 +47,23 @@ mod program {
         action
     }
 
+    /// One copy of the decision per VLAN tag count, so that every header offset after the
+    /// link layer is a constant (see `headers.rs`).
     fn decide(ctx: &XdpContext) -> (u32, Counter) {
-        let segment = match headers::parse(ctx) {
+        match headers::link(ctx) {
+            Link::Tags(0) => decide_after::<{ EthHdr::LEN }>(ctx),
+            Link::Tags(1) => decide_after::<{ EthHdr::LEN + VLAN_TAG_LEN }>(ctx),
+            Link::Tags(2) => decide_after::<{ EthHdr::LEN + 2 * VLAN_TAG_LEN }>(ctx),
+            Link::Tags(_) | Link::Other => (xdp_action::XDP_PASS, Counter::PassedNotTcp),
+            Link::Truncated => (xdp_action::XDP_PASS, Counter::Malformed),
+        }
+    }
+
+    /// Not inlined: the three copies would otherwise share one stack frame, which with
+    /// the checksum callback's passed the verifier's 512-byte limit.
+    #[inline(never)]
+    fn decide_after<const L2: usize>(ctx: &XdpContext) -> (u32, Counter) {
+        let segment = match headers::parse::<L2>(ctx) {
             Parsed::Tcp(segment) => segment,
             Parsed::NotTcp => return (xdp_action::XDP_PASS, Counter::PassedNotTcp),
             Parsed::Malformed => return (xdp_action::XDP_PASS, Counter::Malformed),
@@ -54,11 +73,11 @@ mod program {
         }
         let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
         if flags == tcp::SYN {
-            return syn::answer(ctx, &segment);
+            return syn::answer::<L2>(ctx, &segment);
         }
         // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
         if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
-            return ack::check(ctx, &segment);
+            return ack::check::<L2>(ctx, &segment);
         }
         (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
     }
