@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bed;
 pub mod packet;
 
 /// Integration tests need root (XDP, namespaces). Under CI=true, or anywhere, a missing
