@@ -5,6 +5,8 @@
 
 pub mod bed;
 pub mod packet;
+pub mod protected;
+pub mod raw;
 
 /// Integration tests need root (XDP, namespaces). Under CI=true, or anywhere, a missing
 /// privilege is a failure with a reason, never a silent pass.
