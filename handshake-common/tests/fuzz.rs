@@ -152,7 +152,7 @@ fn syn_ack_tcp_checksum_agrees_with_the_reference() {
 
 #[test]
 fn cookie_tsval_hides_the_options_and_never_runs_ahead() {
-    let mut random = Random(0x7577_a1);
+    let mut random = Random(0x0075_77a1);
     for _ in 0..ROUNDS {
         let now = random.next() >> random.below(64);
         let wscale = (random.below(2) == 0).then(|| random.below(15) as u8);

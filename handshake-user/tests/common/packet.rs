@@ -220,7 +220,7 @@ pub fn refresh_checksums(frame: &mut [u8]) {
         }
         _ => return,
     };
-    if tcp_len < 18 || tcp_len > 0xffff || frame.len() < tcp + tcp_len {
+    if !(18..=0xffff).contains(&tcp_len) || frame.len() < tcp + tcp_len {
         return;
     }
     frame[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
