@@ -19,6 +19,16 @@ pub enum Counter {
     /// A SYN passed because the helper refused it for another reason, or the SYN-ACK could
     /// not be built (no tailroom): the kernel answers it itself.
     SynPassedError,
+    /// A SYN to a listener whose IPv4 header or TCP checksum does not verify: passed
+    /// untouched, never answered. The kernel discards it and counts `TcpInCsumErrors`; a
+    /// frame from a local veth peer with checksum offload (partial checksum) is still
+    /// answered by the kernel, where dropping would black-hole it.
+    SynPassedBadChecksum,
+    /// A SYN that must never be answered: a source the kernel calls martian (zero,
+    /// loopback, multicast, broadcast, IPv4-mapped IPv6, equal to the destination), a
+    /// non-unicast destination (MAC or IP) or source port 0. Dropped: the kernel would
+    /// discard it too, and a reply would reflect traffic at a victim.
+    SynDroppedInvalid,
     /// A third-packet ACK whose cookie the kernel validated: passed to the kernel.
     AckValidated,
     /// An ACK to a listener with no valid cookie: dropped before the kernel RSTs it.
@@ -31,7 +41,8 @@ pub enum Counter {
     PassedOtherTcp,
     /// TCP to a port that is not protected.
     PassedUnprotected,
-    /// Not TCP over IPv4/IPv6, IPv6 with extension headers, or an IPv4 fragment.
+    /// Not TCP over IPv4/IPv6, IPv6 with extension headers, an IPv4 fragment, or a frame
+    /// with more than two VLAN tags.
     PassedNotTcp,
     /// Truncated or inconsistent headers: passed untouched for the kernel to judge.
     Malformed,
@@ -99,6 +110,16 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
         "SYNs passed: the cookie helper or the rewrite failed",
     ),
     (
+        Counter::SynPassedBadChecksum,
+        "syn_passed_bad_checksum",
+        "SYNs passed unanswered: bad IPv4 header or TCP checksum",
+    ),
+    (
+        Counter::SynDroppedInvalid,
+        "syn_dropped_invalid",
+        "SYNs dropped: martian address, non-unicast destination or port 0",
+    ),
+    (
         Counter::AckValidated,
         "ack_validated",
         "third ACKs with a valid cookie, passed to the kernel",
@@ -131,7 +152,7 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
     (
         Counter::PassedNotTcp,
         "passed_not_tcp",
-        "not TCP, IPv6 extension headers or IPv4 fragments, passed",
+        "not TCP, IPv6 extension headers, IPv4 fragments or 3+ VLAN tags, passed",
     ),
     (
         Counter::Malformed,
@@ -146,12 +167,14 @@ impl Counter {
     }
 
     /// SYNs to protected ports: the sum of every SYN verdict.
-    pub const SYN_VERDICTS: [Counter; 5] = [
+    pub const SYN_VERDICTS: [Counter; 7] = [
         Counter::SynAckSent,
         Counter::SynPassedNoCookie,
         Counter::SynPassedNoListener,
         Counter::SynPassedExisting,
         Counter::SynPassedError,
+        Counter::SynPassedBadChecksum,
+        Counter::SynDroppedInvalid,
     ];
 }
 

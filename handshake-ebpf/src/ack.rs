@@ -16,7 +16,7 @@ use network_types::{
 };
 
 use crate::{
-    headers::{Family, IP_OFFSET, Segment, ptr_at},
+    headers::{Family, Segment, ptr_at},
     listener::{self, Socket},
 };
 
@@ -26,13 +26,13 @@ use crate::{
 const ENOENT: i64 = -2;
 const EACCES: i64 = -13;
 
-pub fn check(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
-    let sk = match listener::lookup(ctx, segment) {
+pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    let sk = match listener::lookup::<L2>(ctx, segment) {
         Socket::Listener(sk) => sk,
         Socket::Connection => return (xdp_action::XDP_PASS, Counter::PassedEstablished),
         Socket::None => return (xdp_action::XDP_PASS, Counter::AckPassedOther),
     };
-    let result = check_cookie(ctx, segment, sk as *mut c_void);
+    let result = check_cookie::<L2>(ctx, segment, sk as *mut c_void);
     listener::release(sk);
     match result {
         0 => (xdp_action::XDP_PASS, Counter::AckValidated),
@@ -45,16 +45,16 @@ pub fn check(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
 /// Unlike the SYN helper, this one reads only the fixed TCP header (seq, ack_seq, flags),
 /// so one constant length is enough.
 #[inline(always)]
-fn check_cookie(ctx: &XdpContext, segment: &Segment, sk: *mut c_void) -> i64 {
+fn check_cookie<const L2: usize>(ctx: &XdpContext, segment: &Segment, sk: *mut c_void) -> i64 {
     let Some(th) = ptr_at::<TcpHdr>(ctx, segment.tcp_offset) else {
         return -22;
     };
     let (iph, iph_len) = match segment.family {
-        Family::Ipv4 => match ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET) {
+        Family::Ipv4 => match ptr_at::<Ipv4Hdr>(ctx, L2) {
             Some(ip) => (ip as *mut c_void, Ipv4Hdr::LEN),
             None => return -22,
         },
-        Family::Ipv6 => match ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET) {
+        Family::Ipv6 => match ptr_at::<Ipv6Hdr>(ctx, L2) {
             Some(ip) => (ip as *mut c_void, Ipv6Hdr::LEN),
             None => return -22,
         },

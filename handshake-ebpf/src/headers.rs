@@ -1,9 +1,13 @@
-//! Finding the TCP segment: Ethernet, then IPv4 (any IHL) or IPv6 (no extension headers),
-//! then TCP, with every length checked against the frame and against the IP header.
+//! Finding the TCP segment: Ethernet with up to two VLAN tags, then IPv4 (any IHL) or IPv6
+//! (no extension headers), then TCP, with every length checked against the frame and
+//! against the IP header.
+//!
+//! The link-layer length is a const generic (`L2`: 14, 18 or 22 bytes) rather than a
+//! variable: every later access to the IP header, and the SYN-ACK's rewrite, stays at a
+//! constant offset the verifier can check once per tag count.
 
 use aya_ebpf::programs::XdpContext;
 use network_types::{
-    eth::{EthHdr, EtherType},
     ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
     tcp::TcpHdr,
 };
@@ -36,6 +40,9 @@ pub struct Segment {
     pub tcp_offset: usize,
     /// The TCP header with options: the data offset times four, 20..=60.
     pub tcp_header_len: usize,
+    /// What the IP header says the TCP segment spans (header, options and payload); the
+    /// frame may hold more (Ethernet padding).
+    pub segment_len: usize,
     pub flags: u8,
     pub dest_port: u16,
 }
@@ -46,24 +53,59 @@ pub enum Parsed {
     Malformed,
 }
 
-pub const IP_OFFSET: usize = EthHdr::LEN;
+/// The link layer: how many VLAN tags precede the IP header.
+pub enum Link {
+    /// The IP header starts after this many tags (0, 1 or 2).
+    Tags(usize),
+    /// Three or more tags: the kernel's to judge.
+    Other,
+    Truncated,
+}
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+/// 802.1Q (C-tag) and 802.1ad (S-tag) TPIDs. Like the kernel's `eth_type_vlan`, either is
+/// accepted at either position: old QinQ gear sends 0x8100 twice.
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+pub const VLAN_TAG_LEN: usize = 4;
+/// Where the EtherType is read: after the two MAC addresses.
+const ETHER_TYPE_OFFSET: usize = 12;
 
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Parsed {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+pub fn link(ctx: &XdpContext) -> Link {
+    let mut offset = ETHER_TYPE_OFFSET;
+    // Each tag is four bytes: its TCI, then the next EtherType.
+    for tags in 0..3 {
+        let Some(ether_type) = ptr_at::<[u8; 2]>(ctx, offset) else {
+            return Link::Truncated;
+        };
+        let ether_type = u16::from_be_bytes(unsafe { *ether_type });
+        if ether_type != ETH_P_8021Q && ether_type != ETH_P_8021AD {
+            return Link::Tags(tags);
+        }
+        offset += VLAN_TAG_LEN;
+    }
+    Link::Other
+}
+
+/// Parses from the innermost EtherType, at `L2 - 2`, on.
+#[inline(always)]
+pub fn parse<const L2: usize>(ctx: &XdpContext) -> Parsed {
+    let Some(ether_type) = ptr_at::<[u8; 2]>(ctx, L2 - 2) else {
         return Parsed::Malformed;
     };
     let frame_len = ctx.data_end() - ctx.data();
-    match unsafe { (*eth).ether_type() } {
-        Ok(EtherType::Ipv4) => ipv4(ctx, frame_len),
-        Ok(EtherType::Ipv6) => ipv6(ctx, frame_len),
+    match u16::from_be_bytes(unsafe { *ether_type }) {
+        ETH_P_IP => ipv4::<L2>(ctx, frame_len),
+        ETH_P_IPV6 => ipv6::<L2>(ctx, frame_len),
         _ => Parsed::NotTcp,
     }
 }
 
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, frame_len: usize) -> Parsed {
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET) else {
+fn ipv4<const L2: usize>(ctx: &XdpContext, frame_len: usize) -> Parsed {
+    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
         return Parsed::Malformed;
     };
     let ip = unsafe { &*ip };
@@ -72,7 +114,7 @@ fn ipv4(ctx: &XdpContext, frame_len: usize) -> Parsed {
     if ip.version() != 4
         || header_len < Ipv4Hdr::LEN
         || total_len < header_len
-        || IP_OFFSET + total_len > frame_len
+        || L2 + total_len > frame_len
     {
         return Parsed::Malformed;
     }
@@ -84,17 +126,12 @@ fn ipv4(ctx: &XdpContext, frame_len: usize) -> Parsed {
     if ip.proto != IpProto::Tcp as u8 {
         return Parsed::NotTcp;
     }
-    tcp(
-        ctx,
-        Family::Ipv4,
-        IP_OFFSET + header_len,
-        total_len - header_len,
-    )
+    tcp(ctx, Family::Ipv4, L2 + header_len, total_len - header_len)
 }
 
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, frame_len: usize) -> Parsed {
-    let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET) else {
+fn ipv6<const L2: usize>(ctx: &XdpContext, frame_len: usize) -> Parsed {
+    let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
         return Parsed::Malformed;
     };
     let ip = unsafe { &*ip };
@@ -103,10 +140,10 @@ fn ipv6(ctx: &XdpContext, frame_len: usize) -> Parsed {
         return Parsed::NotTcp;
     }
     let payload_len = usize::from(ip.payload_len());
-    if ip.version() != 6 || IP_OFFSET + Ipv6Hdr::LEN + payload_len > frame_len {
+    if ip.version() != 6 || L2 + Ipv6Hdr::LEN + payload_len > frame_len {
         return Parsed::Malformed;
     }
-    tcp(ctx, Family::Ipv6, IP_OFFSET + Ipv6Hdr::LEN, payload_len)
+    tcp(ctx, Family::Ipv6, L2 + Ipv6Hdr::LEN, payload_len)
 }
 
 /// `segment_len` is what the IP header says the TCP segment spans.
@@ -117,6 +154,7 @@ fn tcp(ctx: &XdpContext, family: Family, tcp_offset: usize, segment_len: usize) 
     };
     let th = unsafe { &*th };
     let tcp_header_len = usize::from(th.doff()) * 4;
+    // tcp_v4_rcv: a data offset below 5 is a bad packet; one past the segment cannot be.
     if tcp_header_len < TcpHdr::LEN || tcp_header_len > segment_len {
         return Parsed::Malformed;
     }
@@ -126,6 +164,7 @@ fn tcp(ctx: &XdpContext, family: Family, tcp_offset: usize, segment_len: usize) 
         family,
         tcp_offset,
         tcp_header_len,
+        segment_len,
         flags,
         dest_port: u16::from_be_bytes(th.dest),
     })

@@ -14,7 +14,7 @@ use network_types::{
     tcp::TcpHdr,
 };
 
-use crate::headers::{Family, IP_OFFSET, Segment, ptr_at};
+use crate::headers::{Family, Segment, ptr_at};
 
 /// The socket the kernel would deliver this segment to.
 pub enum Socket {
@@ -27,7 +27,7 @@ pub enum Socket {
 }
 
 #[inline(always)]
-pub fn lookup(ctx: &XdpContext, segment: &Segment) -> Socket {
+pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     let Some(th) = ptr_at::<TcpHdr>(ctx, segment.tcp_offset) else {
         return Socket::None;
     };
@@ -35,7 +35,7 @@ pub fn lookup(ctx: &XdpContext, segment: &Segment) -> Socket {
     let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
     let tuple_size = match segment.family {
         Family::Ipv4 => {
-            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET) else {
+            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
                 return Socket::None;
             };
             let v4 = unsafe { &mut tuple.__bindgen_anon_1.ipv4 };
@@ -48,7 +48,7 @@ pub fn lookup(ctx: &XdpContext, segment: &Segment) -> Socket {
             core::mem::size_of_val(v4)
         }
         Family::Ipv6 => {
-            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET) else {
+            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
                 return Socket::None;
             };
             let v6 = unsafe { &mut tuple.__bindgen_anon_1.ipv6 };

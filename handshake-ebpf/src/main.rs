@@ -2,6 +2,7 @@
 //!
 //! - `headers.rs`  finds Ethernet, IPv4/IPv6 and TCP and checks every length;
 //! - `syn.rs`      answers a SYN to a protected port with the kernel's own cookie;
+//! - `checksum.rs` verifies a SYN's checksums before it is answered;
 //! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
 //! - `syn_options.rs` reads the SYN's options (timestamps mode only);
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
@@ -12,6 +13,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod ack;
+#[cfg(target_arch = "bpf")]
+mod checksum;
 #[cfg(target_arch = "bpf")]
 mod headers;
 #[cfg(target_arch = "bpf")]
@@ -29,16 +32,32 @@ mod syn_options;
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
     use handshake_common::{counters::Counter, tcp};
+    use network_types::eth::EthHdr;
 
     use crate::{
         ack,
-        headers::{self, Parsed, Segment},
+        headers::{self, Link, Parsed, Segment, VLAN_TAG_LEN},
         maps, syn,
     };
 
+    /// One copy of the handling per VLAN tag count, so that every header offset after the
+    /// link layer is a constant (see `headers.rs`).
     #[xdp]
     pub fn handshake(ctx: XdpContext) -> u32 {
-        let segment = match headers::parse(&ctx) {
+        match headers::link(&ctx) {
+            Link::Tags(0) => handle::<{ EthHdr::LEN }>(&ctx),
+            Link::Tags(1) => handle::<{ EthHdr::LEN + VLAN_TAG_LEN }>(&ctx),
+            Link::Tags(2) => handle::<{ EthHdr::LEN + 2 * VLAN_TAG_LEN }>(&ctx),
+            Link::Tags(_) | Link::Other => count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
+            Link::Truncated => count(xdp_action::XDP_PASS, Counter::Malformed, None),
+        }
+    }
+
+    /// Not inlined: the three copies would otherwise share one stack frame, which with
+    /// the checksum callback's passed the verifier's 512-byte limit.
+    #[inline(never)]
+    fn handle<const L2: usize>(ctx: &XdpContext) -> u32 {
+        let segment = match headers::parse::<L2>(ctx) {
             Parsed::Tcp(segment) => segment,
             Parsed::NotTcp => return count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
             Parsed::Malformed => return count(xdp_action::XDP_PASS, Counter::Malformed, None),
@@ -46,7 +65,7 @@ mod program {
         let Some(slot) = maps::protected_slot(segment.dest_port) else {
             return count(xdp_action::XDP_PASS, Counter::PassedUnprotected, None);
         };
-        let (action, counter) = decide(&ctx, &segment);
+        let (action, counter) = decide::<L2>(ctx, &segment);
         count(action, counter, Some(slot))
     }
 
@@ -57,14 +76,15 @@ mod program {
     }
 
     /// The verdict for a segment to a protected port.
-    fn decide(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    #[inline(always)]
+    fn decide<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
         let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
         if flags == tcp::SYN {
-            return syn::answer(ctx, segment);
+            return syn::answer::<L2>(ctx, segment);
         }
         // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
         if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
-            return ack::check(ctx, segment);
+            return ack::check::<L2>(ctx, segment);
         }
         (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
     }

@@ -9,11 +9,16 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use handshake_common::counters::Counter;
-use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
+use handshake_common::{counters::Counter, martian};
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+};
 
 use crate::{
-    headers::{Family, IP_OFFSET, Segment, ptr_at},
+    checksum::{self, Verdict},
+    headers::{Family, Segment, ptr_at},
     listener::{self, Socket},
     syn_ack,
 };
@@ -29,13 +34,27 @@ pub struct Cookie {
     pub mss: u16,
 }
 
-pub fn answer(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
-    let sk = match listener::lookup(ctx, segment) {
+pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    if never_answered::<L2>(ctx, segment) {
+        return (xdp_action::XDP_DROP, Counter::SynDroppedInvalid);
+    }
+    let sk = match listener::lookup::<L2>(ctx, segment) {
         Socket::Listener(sk) => sk,
         Socket::Connection => return (xdp_action::XDP_PASS, Counter::SynPassedExisting),
         Socket::None => return (xdp_action::XDP_PASS, Counter::SynPassedNoListener),
     };
-    let cookie = generate(ctx, segment, sk);
+    // Checked after the lookup, which is cheaper than summing, and before the cookie,
+    // whose helper marks the listener as under a flood (`tcp_synq_overflow`).
+    let unverified = match checksum::verify::<L2>(ctx, segment) {
+        Verdict::Verified => None,
+        Verdict::Bad => Some(Counter::SynPassedBadChecksum),
+        Verdict::TooLong => Some(Counter::SynPassedError),
+    };
+    if let Some(counter) = unverified {
+        listener::release(sk);
+        return (xdp_action::XDP_PASS, counter);
+    }
+    let cookie = generate::<L2>(ctx, segment, sk);
     listener::release(sk);
     let cookie = match cookie {
         Ok(cookie) => cookie,
@@ -45,35 +64,66 @@ pub fn answer(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
             return (xdp_action::XDP_PASS, Counter::SynPassedError);
         }
     };
-    if syn_ack::rewrite(ctx, segment, &cookie).is_err() {
+    if syn_ack::rewrite::<L2>(ctx, segment, &cookie).is_err() {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
     }
     (xdp_action::XDP_TX, Counter::SynAckSent)
+}
+
+/// SYNs whose answer would go where no answer may go (see handshake-common's `martian`),
+/// or to port 0, which RFC 6335 6 reserves and no client sends from. Dropped rather than
+/// passed: the kernel would discard them, and an attacker's flood of them should cost it
+/// nothing.
+#[inline(always)]
+fn never_answered<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bool {
+    let (Some(eth), Some(th)) = (
+        ptr_at::<EthHdr>(ctx, 0),
+        ptr_at::<TcpHdr>(ctx, segment.tcp_offset),
+    ) else {
+        return true;
+    };
+    if martian::group_mac(unsafe { (*eth).dst_addr }) || unsafe { (*th).source } == [0, 0] {
+        return true;
+    }
+    match segment.family {
+        Family::Ipv4 => match ptr_at::<Ipv4Hdr>(ctx, L2) {
+            Some(ip) => unsafe { martian::ipv4((*ip).src_addr, (*ip).dst_addr) },
+            None => true,
+        },
+        Family::Ipv6 => match ptr_at::<Ipv6Hdr>(ctx, L2) {
+            Some(ip) => unsafe { martian::ipv6((*ip).src_addr, (*ip).dst_addr) },
+            None => true,
+        },
+    }
 }
 
 /// The helper insists that `th_len` equals the data offset and that the verifier can see
 /// all of it inside the packet, so each of the eleven possible lengths gets its own
 /// constant-length bounds check and call.
 #[inline(always)]
-fn generate(ctx: &XdpContext, segment: &Segment, sk: *mut bpf_sock) -> Result<Cookie, i64> {
+fn generate<const L2: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    sk: *mut bpf_sock,
+) -> Result<Cookie, i64> {
     match segment.tcp_header_len {
-        20 => generate_with::<20>(ctx, segment, sk),
-        24 => generate_with::<24>(ctx, segment, sk),
-        28 => generate_with::<28>(ctx, segment, sk),
-        32 => generate_with::<32>(ctx, segment, sk),
-        36 => generate_with::<36>(ctx, segment, sk),
-        40 => generate_with::<40>(ctx, segment, sk),
-        44 => generate_with::<44>(ctx, segment, sk),
-        48 => generate_with::<48>(ctx, segment, sk),
-        52 => generate_with::<52>(ctx, segment, sk),
-        56 => generate_with::<56>(ctx, segment, sk),
-        60 => generate_with::<60>(ctx, segment, sk),
+        20 => generate_with::<L2, 20>(ctx, segment, sk),
+        24 => generate_with::<L2, 24>(ctx, segment, sk),
+        28 => generate_with::<L2, 28>(ctx, segment, sk),
+        32 => generate_with::<L2, 32>(ctx, segment, sk),
+        36 => generate_with::<L2, 36>(ctx, segment, sk),
+        40 => generate_with::<L2, 40>(ctx, segment, sk),
+        44 => generate_with::<L2, 44>(ctx, segment, sk),
+        48 => generate_with::<L2, 48>(ctx, segment, sk),
+        52 => generate_with::<L2, 52>(ctx, segment, sk),
+        56 => generate_with::<L2, 56>(ctx, segment, sk),
+        60 => generate_with::<L2, 60>(ctx, segment, sk),
         _ => Err(-22),
     }
 }
 
 #[inline(always)]
-fn generate_with<const TH_LEN: usize>(
+fn generate_with<const L2: usize, const TH_LEN: usize>(
     ctx: &XdpContext,
     segment: &Segment,
     sk: *mut bpf_sock,
@@ -82,11 +132,11 @@ fn generate_with<const TH_LEN: usize>(
     // The helper reads only the addresses, so the fixed part of the IP header is enough.
     let (iph, iph_len) = match segment.family {
         Family::Ipv4 => (
-            ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void,
+            ptr_at::<Ipv4Hdr>(ctx, L2).ok_or(-22i64)? as *mut c_void,
             Ipv4Hdr::LEN,
         ),
         Family::Ipv6 => (
-            ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET).ok_or(-22i64)? as *mut c_void,
+            ptr_at::<Ipv6Hdr>(ctx, L2).ok_or(-22i64)? as *mut c_void,
             Ipv6Hdr::LEN,
         ),
     };

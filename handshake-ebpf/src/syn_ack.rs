@@ -23,7 +23,7 @@ use network_types::{
 };
 
 use crate::{
-    headers::{Family, IP_OFFSET, Segment, ptr_at},
+    headers::{Family, Segment, ptr_at},
     maps,
     syn::Cookie,
     syn_options,
@@ -32,19 +32,29 @@ use crate::{
 /// RFC 1122 3.2.1.7 recommends 64; it is Linux's `ip_default_ttl` and hop limit default.
 const TTL: u8 = 64;
 const DONT_FRAGMENT: u16 = 0x4000;
+/// Destination and source MAC addresses.
+const MACS_LEN: usize = 12;
 
 pub struct NoRoom;
 
-pub fn rewrite(ctx: &XdpContext, segment: &Segment, cookie: &Cookie) -> Result<(), NoRoom> {
+/// Not inlined: its headers on the stack get their own frame, apart from the checksum
+/// callback's (the verifier sums the frames of a call chain against its 512-byte limit).
+#[inline(never)]
+pub fn rewrite<const L2: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    cookie: &Cookie,
+) -> Result<(), NoRoom> {
     let config = maps::config().ok_or(NoRoom)?;
     let eth = ptr_at::<EthHdr>(ctx, 0).ok_or(NoRoom)?;
     let th = ptr_at::<TcpHdr>(ctx, segment.tcp_offset).ok_or(NoRoom)?;
     let (eth, th) = unsafe { (&*eth, &*th) };
 
-    let mut reply_eth = [0u8; EthHdr::LEN];
-    reply_eth[0..6].copy_from_slice(&eth.src_addr);
-    reply_eth[6..12].copy_from_slice(&eth.dst_addr);
-    reply_eth[12..14].copy_from_slice(&eth.ether_type.to_ne_bytes());
+    // Only the MACs swap: VLAN tags and the EtherType stay as they came, so the answer
+    // goes back on the same VLAN.
+    let mut reply_macs = [0u8; MACS_LEN];
+    reply_macs[0..6].copy_from_slice(&eth.src_addr);
+    reply_macs[6..12].copy_from_slice(&eth.dst_addr);
 
     let syn_options = if config.timestamps() {
         syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len)
@@ -64,27 +74,41 @@ pub fn rewrite(ctx: &XdpContext, segment: &Segment, cookie: &Cookie) -> Result<(
     let mut tcp = [0u8; MAX_LEN];
     match segment.family {
         Family::Ipv4 => {
-            let ip = ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).ok_or(NoRoom)?;
+            let ip = ptr_at::<Ipv4Hdr>(ctx, L2).ok_or(NoRoom)?;
             let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
             header.write(&mut tcp);
             let tcp_len = header.header_len();
-            let sum = checksum::tcp(&src, &dst, &tcp[..tcp_len]);
-            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+            fill_tcp_checksum(&src, &dst, tcp_len, &mut tcp);
             let reply_ip = ipv4_header(src, dst, tcp_len);
-            store(ctx, &reply_eth, &reply_ip, &tcp, tcp_len)
+            store::<L2, _>(ctx, &reply_macs, &reply_ip, &tcp, tcp_len)
         }
         Family::Ipv6 => {
-            let ip = ptr_at::<Ipv6Hdr>(ctx, IP_OFFSET).ok_or(NoRoom)?;
+            let ip = ptr_at::<Ipv6Hdr>(ctx, L2).ok_or(NoRoom)?;
             let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
             header.mss = config.mss_ipv6;
             header.write(&mut tcp);
             let tcp_len = header.header_len();
-            let sum = checksum::tcp(&src, &dst, &tcp[..tcp_len]);
-            tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+            fill_tcp_checksum(&src, &dst, tcp_len, &mut tcp);
             let reply_ip = ipv6_header(src, dst, tcp_len);
-            store(ctx, &reply_eth, &reply_ip, &tcp, tcp_len)
+            store::<L2, _>(ctx, &reply_macs, &reply_ip, &tcp, tcp_len)
         }
     }
+}
+
+/// Not inlined, so that `tcp` stays in memory: inlined, LLVM split the array into forty
+/// scalars and spilled them, and the frame passed the verifier's stack limit. (It takes
+/// no `&SynAck`: the BTF of a Rust enum inside it, a union member at a non-zero offset,
+/// is refused by the kernel, which then loads the program without BTF and so without
+/// the function info `bpf_loop` callbacks need.)
+#[inline(never)]
+fn fill_tcp_checksum<const ADDR_LEN: usize>(
+    src: &[u8; ADDR_LEN],
+    dst: &[u8; ADDR_LEN],
+    tcp_len: usize,
+    tcp: &mut [u8; MAX_LEN],
+) {
+    let sum = checksum::tcp_field(src, dst, tcp_len, tcp);
+    tcp[16..18].copy_from_slice(&sum);
 }
 
 #[inline(always)]
@@ -119,21 +143,21 @@ fn ipv6_header(src: [u8; 16], dst: [u8; 16], tcp_len: usize) -> [u8; Ipv6Hdr::LE
 /// Cuts (or, for an option-less SYN, grows by 4 bytes) the frame to exactly the SYN-ACK
 /// and copies the headers in, each at a constant offset with a constant length.
 #[inline(always)]
-fn store<const IP_LEN: usize>(
+fn store<const L2: usize, const IP_LEN: usize>(
     ctx: &XdpContext,
-    eth: &[u8; EthHdr::LEN],
+    macs: &[u8; MACS_LEN],
     ip: &[u8; IP_LEN],
     tcp: &[u8; MAX_LEN],
     tcp_len: usize,
 ) -> Result<(), NoRoom> {
     let frame_len = ctx.data_end() - ctx.data();
-    let delta = (EthHdr::LEN + IP_LEN + tcp_len) as i32 - frame_len as i32;
+    let delta = (L2 + IP_LEN + tcp_len) as i32 - frame_len as i32;
     if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return Err(NoRoom);
     }
-    copy_to(ctx, 0, eth)?;
-    copy_to(ctx, EthHdr::LEN, ip)?;
-    let tcp_offset = EthHdr::LEN + IP_LEN;
+    copy_to(ctx, 0, macs)?;
+    copy_to(ctx, L2, ip)?;
+    let tcp_offset = L2 + IP_LEN;
     match tcp_len {
         MSS_ONLY_LEN => copy_to::<MSS_ONLY_LEN>(
             ctx,

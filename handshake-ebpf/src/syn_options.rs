@@ -24,6 +24,7 @@ struct OptionsWalk {
     walk: Walk,
 }
 
+#[inline(never)]
 pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
     let mut walk = OptionsWalk {
         ctx: ctx.ctx,

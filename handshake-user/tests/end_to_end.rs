@@ -11,70 +11,21 @@ use std::{
     time::Duration,
 };
 
-use common::packet::{self, ACK, Tcp};
+use common::{
+    packet::{self, ACK, Tcp},
+    protected::PORT,
+};
 use handshake::{
     counters::Snapshot,
-    interface,
-    kernel_tcp::KernelTcp,
-    lab::{
-        CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6,
-        echo::EchoServer, run_in,
-    },
-    loader::{Handshake, Mode, PassThrough},
+    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
 };
 use handshake_common::counters::Counter;
-
-const PORT: u16 = 8080;
 const CONNECTIONS: u32 = 20;
 
 /// tcp_info's tcpi_options bits (include/uapi/linux/tcp.h).
 const TCPI_OPT_TIMESTAMPS: u8 = 1;
 const TCPI_OPT_SACK: u8 = 2;
 const TCPI_OPT_WSCALE: u8 = 4;
-
-struct Protected {
-    lab: Lab,
-    handshake: Handshake,
-    /// The window scale the server's kernel uses, as the loader computed it.
-    wscale: u8,
-    _peer: PassThrough,
-    _server: EchoServer,
-}
-
-/// A lab whose server runs an echo service behind handshake.
-fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) -> Protected {
-    common::require_root();
-    let lab = Lab::create("e2e").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies)
-        .unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", tcp_timestamps)
-        .unwrap();
-    let server = EchoServer::start(&lab.server, PORT).unwrap();
-    let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
-        .unwrap()
-        .unwrap();
-    let (handshake, wscale) = run_in(&lab.server, move || {
-        let kernel = KernelTcp::read().unwrap();
-        let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap())
-            .unwrap();
-        handshake.set_ports(&[PORT]).unwrap();
-        assert_eq!(
-            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
-            Mode::Native
-        );
-        (handshake, kernel.wscale)
-    })
-    .unwrap();
-    Protected {
-        lab,
-        handshake,
-        wscale,
-        _peer: peer,
-        _server: server,
-    }
-}
 
 /// What the client saw of one connection: tcpi_options and (snd_wscale, rcv_wscale).
 #[derive(Debug, PartialEq, Eq)]
@@ -176,7 +127,7 @@ fn expect(sent: u64, validated: u64, no_cookie: u64) -> [(Counter, u64); 8] {
 
 #[test]
 fn connections_complete_through_xdp_cookies_on_ipv4_and_ipv6() {
-    let bed = protect("2", "1", false);
+    let bed = common::protected::protect("2", "1", false);
     let kernel_before = kernel_counters(&bed.lab);
     let negotiated = connect_both_families(&bed.lab, 64);
     let counted = bed.handshake.counters().unwrap();
@@ -200,7 +151,7 @@ fn connections_complete_through_xdp_cookies_on_ipv4_and_ipv6() {
 
 #[test]
 fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
-    let bed = protect("2", "2", true);
+    let bed = common::protected::protect("2", "2", true);
     // 256 KiB each way: more than an unscaled 64 KiB window, so scaling must work.
     let negotiated = connect_both_families(&bed.lab, 256 * 1024);
     let counted = bed.handshake.counters().unwrap();
@@ -232,7 +183,7 @@ fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
 
 #[test]
 fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
-    let bed = protect("1", "1", false);
+    let bed = common::protected::protect("1", "1", false);
     let negotiated = connect_both_families(&bed.lab, 64);
     let counted = bed.handshake.counters().unwrap();
     let total = u64::from(2 * CONNECTIONS);
@@ -251,52 +202,6 @@ fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
     );
 }
 
-/// Sends raw frames out of the client's veth (AF_PACKET), as a forger would.
-fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
-    let server_mac = lab
-        .output(
-            &lab.server,
-            &["cat", &format!("/sys/class/net/{SERVER_IFACE}/address")],
-        )
-        .unwrap();
-    let mac: Vec<u8> = server_mac
-        .trim()
-        .split(':')
-        .map(|byte| u8::from_str_radix(byte, 16).unwrap())
-        .collect();
-    run_in(&lab.client, move || {
-        let index = interface::index(CLIENT_IFACE).unwrap();
-        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-        assert!(socket >= 0, "AF_PACKET socket");
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_ifindex = index as i32;
-        address.sll_halen = 6;
-        address.sll_addr[..6].copy_from_slice(&mac);
-        for mut frame in frames {
-            frame[..6].copy_from_slice(&mac);
-            let sent = unsafe {
-                libc::sendto(
-                    socket,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&address as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(
-                sent,
-                frame.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        unsafe { libc::close(socket) };
-    })
-    .unwrap();
-}
-
 /// A small deterministic generator: the forged values differ per packet, the run repeats.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -308,7 +213,7 @@ fn xorshift(state: &mut u64) -> u64 {
 #[test]
 fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
     const FORGED: u64 = 200;
-    let bed = protect("2", "1", false);
+    let bed = common::protected::protect("2", "1", false);
     // One real handshake first: the listener has now issued a cookie, which is when the
     // kernel would check (and RST) cookie ACKs.
     connect_both_families(&bed.lab, 16);
@@ -336,7 +241,7 @@ fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
             }
         })
         .collect();
-    send_frames(&bed.lab, frames);
+    common::raw::send_frames(&bed.lab, frames);
     std::thread::sleep(Duration::from_millis(200));
 
     let counted = bed.handshake.counters().unwrap().since(&before);

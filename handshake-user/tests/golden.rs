@@ -2,165 +2,18 @@
 //! frame (checksums recomputed independently in `common::packet`) and the exact counters.
 //!
 //! The program looks up listeners in the namespace of the thread that runs the test, so
-//! each test runs inside a lab's server namespace with an echo server on port 8080.
-//! Port 9090 is protected but has no listener; port 7070 is not protected.
+//! each test runs inside a lab's server namespace (see `common::bed`).
 
 mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use aya::programs::{TestRun as _, TestRunOptions};
-use common::packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp};
-use handshake::{
-    counters::Snapshot,
-    kernel_tcp::KernelTcp,
-    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo::EchoServer, run_in},
-    loader::Handshake,
+use common::{
+    bed::*,
+    packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp},
 };
-use handshake_common::counters::{ALL, Counter};
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-
-const PROTECTED: u16 = 8080;
-const NO_LISTENER: u16 = 9090;
-const UNPROTECTED: u16 = 7070;
-const CLIENT_PORT: u16 = 40000;
-const CLIENT_SEQ: u32 = 0xfeed_f00d;
-
-const CLIENT: [u8; 4] = CLIENT_V4.octets();
-const SERVER: [u8; 4] = SERVER_V4.octets();
-const CLIENT6: [u8; 16] = CLIENT_V6.octets();
-const SERVER6: [u8; 16] = SERVER_V6.octets();
-
-struct Bed {
-    handshake: Handshake,
-    wscale: u8,
-}
-
-struct Outcome {
-    verdict: u32,
-    output: Vec<u8>,
-    counted: Snapshot,
-}
-
-impl Bed {
-    fn run(&mut self, input: &[u8]) -> Outcome {
-        let before = self.handshake.counters().unwrap();
-        let mut output = vec![0u8; input.len() + 64];
-        let result = self
-            .handshake
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::new()
-            })
-            .expect("BPF_PROG_TEST_RUN failed");
-        output.truncate(result.data_size_out as usize);
-        let counted = self.handshake.counters().unwrap().since(&before);
-        Outcome {
-            verdict: result.return_value,
-            output,
-            counted,
-        }
-    }
-}
-
-/// Exactly one counter moved, by one.
-fn assert_counted(outcome: &Outcome, expected: Counter) {
-    for (counter, name, _) in ALL {
-        let want = u64::from(counter == expected);
-        assert_eq!(outcome.counted.get(counter), want, "counter {name}");
-    }
-}
-
-fn assert_passed_untouched(bed: &mut Bed, input: &[u8], expected: Counter) {
-    let outcome = bed.run(input);
-    assert_eq!(
-        outcome.verdict, XDP_PASS,
-        "verdict for a {expected:?} frame"
-    );
-    assert_eq!(outcome.output, input, "a passed frame must not change");
-    assert_counted(&outcome, expected);
-}
-
-/// Runs `test` in a fresh lab's server namespace with the program loaded (not attached).
-fn with_bed(
-    syncookies: &'static str,
-    timestamps: bool,
-    test: impl FnOnce(&mut Bed) + Send + 'static,
-) {
-    common::require_root();
-    let lab = Lab::create("golden").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies)
-        .unwrap();
-    if timestamps {
-        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-            .unwrap();
-    }
-    let _server = EchoServer::start(&lab.server, PROTECTED).unwrap();
-    let result = run_in(&lab.server, move || {
-        let kernel = KernelTcp::read().unwrap();
-        let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, timestamps).unwrap())
-            .unwrap();
-        handshake.set_ports(&[PROTECTED, NO_LISTENER]).unwrap();
-        test(&mut Bed {
-            handshake,
-            wscale: kernel.wscale,
-        });
-    });
-    result.expect("the test failed inside the server namespace (see the panic above)");
-}
-
-fn syn_v4(options: &[u8]) -> Vec<u8> {
-    packet::ipv4(
-        CLIENT,
-        SERVER,
-        &[],
-        &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, options),
-    )
-}
-
-/// The SYN-ACK we expect for a SYN from the client: everything but the cookie is known.
-fn syn_ack_v4(cookie: u32, window: u16, options: &[u8]) -> Vec<u8> {
-    let tcp = Tcp {
-        source_port: PROTECTED,
-        dest_port: CLIENT_PORT,
-        seq: cookie,
-        ack: CLIENT_SEQ.wrapping_add(1),
-        flags: SYN | ACK,
-        window,
-        options,
-        payload: &[],
-    };
-    packet::ipv4(SERVER, CLIENT, &[], &tcp)
-}
-
-fn cookie_of(frame: &[u8], tcp_offset: usize) -> u32 {
-    u32::from_be_bytes(frame[tcp_offset + 4..tcp_offset + 8].try_into().unwrap())
-}
-
-/// The client's third packet for `cookie`, checked the way the kernel will check it.
-fn third_ack_v4(cookie: u32) -> Vec<u8> {
-    let tcp = Tcp {
-        source_port: CLIENT_PORT,
-        dest_port: PROTECTED,
-        seq: CLIENT_SEQ.wrapping_add(1),
-        ack: cookie.wrapping_add(1),
-        flags: ACK,
-        window: 502,
-        options: &[],
-        payload: &[],
-    };
-    packet::ipv4(CLIENT, SERVER, &[], &tcp)
-}
-
-const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+use handshake::lab::SERVER_V4;
+use handshake_common::counters::Counter;
 
 #[test]
 fn ipv4_syn_without_options_gets_mss_syn_ack_and_its_cookie_validates() {

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod bed;
 pub mod packet;
+pub mod protected;
+pub mod raw;
 
 /// Integration tests need root (XDP, namespaces). Under CI=true, or anywhere, a missing
 /// privilege is a failure with a reason, never a silent pass.

@@ -10,6 +10,10 @@ pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
 pub const ACK: u8 = 0x10;
 pub const FIN: u8 = 0x01;
+pub const PSH: u8 = 0x08;
+pub const URG: u8 = 0x20;
+pub const ECE: u8 = 0x40;
+pub const CWR: u8 = 0x80;
 
 /// What Linux 6.x puts in a SYN: MSS 1460, SACK_PERM, TS (TSval 0x01020304), NOP, WS 7.
 pub const LINUX_SYN_OPTIONS: [u8; 20] = [
@@ -153,4 +157,77 @@ fn macs(last_src_byte: u8) -> ([u8; 6], [u8; 6]) {
     } else {
         (SERVER_MAC, CLIENT_MAC)
     }
+}
+
+/// An 802.1Q tag (TPID 0x8100) with VLAN id `vid`, or an 802.1ad S-tag (0x88a8).
+pub fn c_tag(vid: u16) -> [u8; 4] {
+    let [high, low] = vid.to_be_bytes();
+    [0x81, 0x00, high, low]
+}
+
+pub fn s_tag(vid: u16) -> [u8; 4] {
+    let [high, low] = vid.to_be_bytes();
+    [0x88, 0xa8, high, low]
+}
+
+/// `frame` with `tags` inserted after the MAC addresses, outermost first.
+pub fn tagged(frame: &[u8], tags: &[[u8; 4]]) -> Vec<u8> {
+    let mut out = frame[..12].to_vec();
+    for tag in tags {
+        out.extend_from_slice(tag);
+    }
+    out.extend_from_slice(&frame[12..]);
+    out
+}
+
+/// Where the IP header starts: after the MACs, any 802.1Q/802.1ad tags and the EtherType.
+pub fn l2_len(frame: &[u8]) -> Option<usize> {
+    let mut offset = 12;
+    loop {
+        let ether_type = frame.get(offset..offset + 2)?;
+        if ether_type != [0x81, 0x00] && ether_type != [0x88, 0xa8] {
+            return Some(offset + 2);
+        }
+        offset += 4;
+    }
+}
+
+/// Recomputes the IPv4 header checksum and the TCP checksum of a frame changed in place,
+/// as far as its own length fields say they reach and the frame holds them.
+pub fn refresh_checksums(frame: &mut [u8]) {
+    let Some(ip) = l2_len(frame) else { return };
+    let Some(&version) = frame.get(ip) else {
+        return;
+    };
+    let (tcp, tcp_len, pseudo) = match version >> 4 {
+        4 if frame.len() >= ip + 20 => {
+            let ihl = usize::from(version & 0xf) * 4;
+            let total = usize::from(u16::from_be_bytes([frame[ip + 2], frame[ip + 3]]));
+            if ihl >= 20 && frame.len() >= ip + ihl {
+                frame[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+                let sum = checksum(&frame[ip..ip + ihl]);
+                frame[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+            }
+            (
+                ip + ihl,
+                total.wrapping_sub(ihl),
+                frame[ip + 12..ip + 20].to_vec(),
+            )
+        }
+        6 if frame.len() >= ip + 40 => {
+            let payload = usize::from(u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]));
+            (ip + 40, payload, frame[ip + 8..ip + 40].to_vec())
+        }
+        _ => return,
+    };
+    if !(18..=0xffff).contains(&tcp_len) || frame.len() < tcp + tcp_len {
+        return;
+    }
+    frame[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+    let mut summed = pseudo;
+    summed.extend_from_slice(&[0, 6]);
+    summed.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+    summed.extend_from_slice(&frame[tcp..tcp + tcp_len]);
+    let sum = checksum(&summed);
+    frame[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
 }
