@@ -1,6 +1,6 @@
 //! `handshake demo`: the whole story in one command, inside a namespace lab.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use handshake_common::counters::Counter;
 
@@ -42,7 +42,7 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
     })??;
     println!("handshake attached (native XDP) on {SERVER_IFACE}, protecting port {PORT}\n");
 
-    let before = handshake.counters()?;
+    let (before, started) = (handshake.counters()?, Instant::now());
     run_in(&lab.client, move || {
         exchange_both_families(PORT, connections)
     })??;
@@ -51,7 +51,10 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
     );
     std::thread::sleep(Duration::from_millis(100));
     let after = handshake.counters()?;
-    println!("\n{}", after.table(&before, 1.0));
+    println!(
+        "\n{}",
+        after.table(&before, started.elapsed().as_secs_f64())
+    );
     let recv = lab.nstat(&lab.server, "TcpExtSyncookiesRecv")?;
     let sent = lab.nstat(&lab.server, "TcpExtSyncookiesSent")?;
     println!(

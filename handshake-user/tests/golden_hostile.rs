@@ -209,22 +209,28 @@ fn syns_from_or_to_where_no_answer_may_go_are_dropped() {
 #[test]
 fn bad_checksums_are_passed_unanswered() {
     with_bed("2", false, |bed| {
+        // Without a payload the sums take the bpf_csum_diff path, with one the bpf_loop walk.
         let payload = [7u8; 33];
-        let tcp = Tcp {
-            payload: &payload,
-            ..Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460)
-        };
-        let syn = packet::ipv4(CLIENT, SERVER, &[], &tcp);
-        // The IP checksum, the TCP checksum, a header byte, the last (odd) payload byte.
-        for byte in [24, 50, 41, syn.len() - 1] {
-            let mut frame = syn.clone();
-            frame[byte] ^= 0x01;
-            assert_passed_untouched(bed, &frame, Counter::SynPassedBadChecksum);
+        for payload in [&[][..], &payload[..]] {
+            let tcp = Tcp {
+                payload,
+                ..Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460)
+            };
+            let syn = packet::ipv4(CLIENT, SERVER, &[], &tcp);
+            // The IP checksum, the TCP checksum, a header byte, the last byte.
+            for byte in [24, 50, 41, syn.len() - 1] {
+                let mut frame = syn.clone();
+                frame[byte] ^= 0x01;
+                assert_passed_untouched(bed, &frame, Counter::SynPassedBadChecksum);
+            }
+            let mut ipv6 = packet::ipv6(CLIENT6, SERVER6, 64, &tcp);
+            let last = ipv6.len() - 1;
+            ipv6[last] ^= 0x80;
+            assert_passed_untouched(bed, &ipv6, Counter::SynPassedBadChecksum);
+            ipv6[last] ^= 0x80;
+            ipv6[22 + 8] ^= 0x04; // a source address bit: only the pseudo-header sees it
+            assert_passed_untouched(bed, &ipv6, Counter::SynPassedBadChecksum);
         }
-        let mut ipv6 = packet::ipv6(CLIENT6, SERVER6, 64, &tcp);
-        let last = ipv6.len() - 1;
-        ipv6[last] ^= 0x80;
-        assert_passed_untouched(bed, &ipv6, Counter::SynPassedBadChecksum);
         // A bad checksum where nothing listens still goes to the kernel as such.
         let mut no_listener = packet::ipv4(
             CLIENT,
