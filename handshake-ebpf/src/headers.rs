@@ -7,25 +7,11 @@
 //! constant offset the verifier can check once per tag count.
 
 use aya_ebpf::programs::XdpContext;
+pub use handshake_ebpf::ptr_at;
 use network_types::{
     ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
     tcp::TcpHdr,
 };
-
-/// A pointer to a `T` at `offset` in the frame, once the verifier can see it fits.
-///
-/// `data_end` is read volatile so that LLVM keeps every check: it would otherwise drop a
-/// check that a later, larger one implies, but the verifier tracks bounds per pointer and
-/// would then reject the access through the unchecked one.
-#[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) } as usize;
-    if start + offset + core::mem::size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *mut T)
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Family {

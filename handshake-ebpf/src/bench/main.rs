@@ -17,19 +17,7 @@ mod sink;
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    use aya_ebpf::programs::XdpContext;
-
-    /// A pointer to a `T` at `offset`, once the verifier can see it fits (`data_end` read
-    /// volatile for the same reason as in the product's `headers::ptr_at`).
-    #[inline(always)]
-    pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-        let start = ctx.data();
-        let end = unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) } as usize;
-        if start + offset + core::mem::size_of::<T>() > end {
-            return None;
-        }
-        Some((start + offset) as *mut T)
-    }
+    pub use handshake_ebpf::ptr_at;
 
     #[panic_handler]
     fn panic(_info: &core::panic::PanicInfo) -> ! {
