@@ -11,10 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{
-    packet::{self, ACK, Tcp},
-    protected::PORT,
-};
+use common::{packet, protected::PORT};
 use handshake::{
     counters::Snapshot,
     lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
@@ -202,14 +199,6 @@ fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
     );
 }
 
-/// A small deterministic generator: the forged values differ per packet, the run repeats.
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
     const FORGED: u64 = 200;
@@ -220,27 +209,12 @@ fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
     let before = bed.handshake.counters().unwrap();
     let kernel_before = kernel_counters(&bed.lab);
 
-    let mut state = 0x9e37_79b9_7f4a_7c15;
-    let frames: Vec<Vec<u8>> = (0..FORGED)
-        .map(|i| {
-            let random = xorshift(&mut state);
-            let tcp = Tcp {
-                source_port: 20000 + (random % 40000) as u16,
-                dest_port: PORT,
-                seq: (random >> 16) as u32,
-                ack: (random >> 32) as u32,
-                flags: ACK,
-                window: 502,
-                options: &[],
-                payload: &[],
-            };
-            if i % 2 == 0 {
-                packet::ipv4(CLIENT_V4.octets(), SERVER_V4.octets(), &[], &tcp)
-            } else {
-                packet::ipv6(CLIENT_V6.octets(), SERVER_V6.octets(), 64, &tcp)
-            }
-        })
-        .collect();
+    let frames = packet::forged_acks(
+        FORGED,
+        PORT,
+        (CLIENT_V4.octets(), SERVER_V4.octets()),
+        (CLIENT_V6.octets(), SERVER_V6.octets()),
+    );
     common::raw::send_frames(&bed.lab, frames);
     std::thread::sleep(Duration::from_millis(200));
 

@@ -205,29 +205,7 @@ fn barrage_of_crafted_frames_while_real_clients_connect() {
 fn forged_ack_flood_while_real_clients_connect() {
     const FORGED: u64 = 20_000;
     let bed = protect("2", "1", false);
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let frames = (0..FORGED)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let tcp = Tcp {
-                source_port: 1024 + (state % 60000) as u16,
-                dest_port: PORT,
-                seq: (state >> 16) as u32,
-                ack: (state >> 32) as u32,
-                flags: ACK,
-                window: 502,
-                options: &[],
-                payload: &[],
-            };
-            if i % 2 == 0 {
-                packet::ipv4(FORGER, SERVER, &[], &tcp)
-            } else {
-                packet::ipv6(FORGER6, SERVER6, 64, &tcp)
-            }
-        })
-        .collect();
+    let frames = packet::forged_acks(FORGED, PORT, (FORGER, SERVER), (FORGER6, SERVER6));
     let (counted, kernel) = under_fire(&bed, frames);
     assert_eq!(counted.get(Counter::AckDroppedForged), FORGED);
     assert_eq!(counted.get(Counter::AckValidated), REAL_CONNECTIONS);

@@ -231,3 +231,36 @@ pub fn refresh_checksums(frame: &mut [u8]) {
     let sum = checksum(&summed);
     frame[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
 }
+
+/// `count` ACKs to `port` with random ports, sequence and acknowledgment numbers (a fixed
+/// seed: the same frames every run), alternating IPv4 `v4` and IPv6 `v6` (source, destination).
+pub fn forged_acks(
+    count: u64,
+    port: u16,
+    v4: ([u8; 4], [u8; 4]),
+    v6: ([u8; 16], [u8; 16]),
+) -> Vec<Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..count)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let tcp = Tcp {
+                source_port: 1024 + (state % 60000) as u16,
+                dest_port: port,
+                seq: (state >> 16) as u32,
+                ack: (state >> 32) as u32,
+                flags: ACK,
+                window: 502,
+                options: &[],
+                payload: &[],
+            };
+            if i % 2 == 0 {
+                ipv4(v4.0, v4.1, &[], &tcp)
+            } else {
+                ipv6(v6.0, v6.1, 64, &tcp)
+            }
+        })
+        .collect()
+}
