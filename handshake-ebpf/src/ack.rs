@@ -10,13 +10,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use handshake_common::counters::Counter;
-use network_types::{
-    ip::{Ipv4Hdr, Ipv6Hdr},
-    tcp::TcpHdr,
-};
+use network_types::tcp::TcpHdr;
 
 use crate::{
-    headers::{Family, Segment, ptr_at},
+    headers::{EINVAL, Segment, ip_header, ptr_at},
     listener::{self, Socket},
 };
 
@@ -46,26 +43,11 @@ pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Coun
 /// so one constant length is enough.
 #[inline(always)]
 fn check_cookie<const L2: usize>(ctx: &XdpContext, segment: &Segment, sk: *mut c_void) -> i64 {
-    let Some(th) = ptr_at::<TcpHdr>(ctx, segment.tcp_offset) else {
-        return -22;
+    let (Some(th), Some((iph, iph_len))) = (
+        ptr_at::<TcpHdr>(ctx, segment.tcp_offset),
+        ip_header::<L2>(ctx, segment.family),
+    ) else {
+        return EINVAL;
     };
-    let (iph, iph_len) = match segment.family {
-        Family::Ipv4 => match ptr_at::<Ipv4Hdr>(ctx, L2) {
-            Some(ip) => (ip as *mut c_void, Ipv4Hdr::LEN),
-            None => return -22,
-        },
-        Family::Ipv6 => match ptr_at::<Ipv6Hdr>(ctx, L2) {
-            Some(ip) => (ip as *mut c_void, Ipv6Hdr::LEN),
-            None => return -22,
-        },
-    };
-    unsafe {
-        bpf_tcp_check_syncookie(
-            sk,
-            iph,
-            iph_len as u32,
-            th as *mut tcphdr,
-            TcpHdr::LEN as u32,
-        )
-    }
+    unsafe { bpf_tcp_check_syncookie(sk, iph, iph_len, th as *mut tcphdr, TcpHdr::LEN as u32) }
 }

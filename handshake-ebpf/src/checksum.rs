@@ -59,28 +59,15 @@ fn verifies_fast<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option
     if segment.segment_len != segment.tcp_header_len {
         return None;
     }
-    let (addresses, tcp_offset) = match segment.family {
-        Family::Ipv4 => {
-            if segment.tcp_offset != L2 + Ipv4Hdr::LEN {
-                return None;
-            }
-            if !wide_verifies(csum_diff::<{ Ipv4Hdr::LEN }>(ctx, L2)?) {
-                return Some(false);
-            }
-            let ip = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, L2)? };
-            (
-                add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr),
-                L2 + Ipv4Hdr::LEN,
-            )
+    if segment.family == Family::Ipv4 {
+        if segment.tcp_offset != L2 + Ipv4Hdr::LEN {
+            return None;
         }
-        Family::Ipv6 => {
-            let ip = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, L2)? };
-            (
-                add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr),
-                L2 + Ipv6Hdr::LEN,
-            )
+        if !wide_verifies(csum_diff::<{ Ipv4Hdr::LEN }>(ctx, L2)?) {
+            return Some(false);
         }
-    };
+    }
+    let tcp_offset = segment.tcp_offset;
     let header = match segment.tcp_header_len {
         20 => csum_diff::<20>(ctx, tcp_offset),
         24 => csum_diff::<24>(ctx, tcp_offset),
@@ -95,8 +82,7 @@ fn verifies_fast<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option
         60 => csum_diff::<60>(ctx, tcp_offset),
         _ => None,
     }?;
-    let pseudo = add_wide(addresses, &pseudo_tail(segment.segment_len as u16));
-    Some(wide_verifies(pseudo + header))
+    Some(wide_verifies(pseudo::<L2>(ctx, segment)? + header))
 }
 
 /// The native-order partial sum of `LEN` frame bytes at `offset` (`csum_partial`, the
@@ -109,30 +95,37 @@ fn csum_diff<const LEN: usize>(ctx: &XdpContext, offset: usize) -> Option<u64> {
     (sum >= 0).then_some(sum as u64)
 }
 
+/// The `bpf_loop` walk: any IPv4 header length, any payload up to `MAX_SUMMED_LEN`.
 #[inline(always)]
 fn verifies<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bool {
-    let pseudo_addresses = match segment.family {
+    if segment.family == Family::Ipv4
+        && !sum(ctx, L2, segment.tcp_offset - L2, 0).is_some_and(wide_verifies)
+    {
+        return false;
+    }
+    let Some(pseudo) = pseudo::<L2>(ctx, segment) else {
+        return false;
+    };
+    sum(ctx, segment.tcp_offset, segment.segment_len, pseudo).is_some_and(wide_verifies)
+}
+
+/// The TCP pseudo-header's sum: both addresses, the protocol and the segment length.
+#[inline(always)]
+fn pseudo<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<u64> {
+    let addresses = match segment.family {
         Family::Ipv4 => {
-            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
-                return false;
-            };
-            let header = sum(ctx, L2, segment.tcp_offset - L2, 0);
-            if !header.is_some_and(wide_verifies) {
-                return false;
-            }
-            let ip = unsafe { &*ip };
+            let ip = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, L2)? };
             add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr)
         }
         Family::Ipv6 => {
-            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
-                return false;
-            };
-            let ip = unsafe { &*ip };
+            let ip = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, L2)? };
             add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr)
         }
     };
-    let pseudo = add_wide(pseudo_addresses, &pseudo_tail(segment.segment_len as u16));
-    sum(ctx, segment.tcp_offset, segment.segment_len, pseudo).is_some_and(wide_verifies)
+    Some(add_wide(
+        addresses,
+        &pseudo_tail(segment.segment_len as u16),
+    ))
 }
 
 #[repr(C)]

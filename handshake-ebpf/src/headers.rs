@@ -6,12 +6,33 @@
 //! variable: every later access to the IP header, and the SYN-ACK's rewrite, stays at a
 //! constant offset the verifier can check once per tag count.
 
+use core::ffi::c_void;
+
 use aya_ebpf::programs::XdpContext;
 pub use handshake_ebpf::ptr_at;
 use network_types::{
     ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
     tcp::TcpHdr,
 };
+
+/// -EINVAL, which the helper wrappers return when the verifier-visible bounds fail.
+pub const EINVAL: i64 = -22;
+
+/// The fixed part of the IP header and its length, as the cookie helpers take it (they
+/// read only the addresses, so IPv4 options need not be covered).
+#[inline(always)]
+pub fn ip_header<const L2: usize>(ctx: &XdpContext, family: Family) -> Option<(*mut c_void, u32)> {
+    match family {
+        Family::Ipv4 => Some((
+            ptr_at::<Ipv4Hdr>(ctx, L2)? as *mut c_void,
+            Ipv4Hdr::LEN as u32,
+        )),
+        Family::Ipv6 => Some((
+            ptr_at::<Ipv6Hdr>(ctx, L2)? as *mut c_void,
+            Ipv6Hdr::LEN as u32,
+        )),
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Family {

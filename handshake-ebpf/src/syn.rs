@@ -18,7 +18,7 @@ use network_types::{
 
 use crate::{
     checksum::{self, Verdict},
-    headers::{Family, Segment, ptr_at},
+    headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
     syn_ack,
 };
@@ -118,7 +118,7 @@ fn generate<const L2: usize>(
         52 => generate_with::<L2, 52>(ctx, segment, sk),
         56 => generate_with::<L2, 56>(ctx, segment, sk),
         60 => generate_with::<L2, 60>(ctx, segment, sk),
-        _ => Err(-22),
+        _ => Err(EINVAL),
     }
 }
 
@@ -128,23 +128,13 @@ fn generate_with<const L2: usize, const TH_LEN: usize>(
     segment: &Segment,
     sk: *mut bpf_sock,
 ) -> Result<Cookie, i64> {
-    let th = ptr_at::<[u8; TH_LEN]>(ctx, segment.tcp_offset).ok_or(-22i64)?;
-    // The helper reads only the addresses, so the fixed part of the IP header is enough.
-    let (iph, iph_len) = match segment.family {
-        Family::Ipv4 => (
-            ptr_at::<Ipv4Hdr>(ctx, L2).ok_or(-22i64)? as *mut c_void,
-            Ipv4Hdr::LEN,
-        ),
-        Family::Ipv6 => (
-            ptr_at::<Ipv6Hdr>(ctx, L2).ok_or(-22i64)? as *mut c_void,
-            Ipv6Hdr::LEN,
-        ),
-    };
+    let th = ptr_at::<[u8; TH_LEN]>(ctx, segment.tcp_offset).ok_or(EINVAL)?;
+    let (iph, iph_len) = ip_header::<L2>(ctx, segment.family).ok_or(EINVAL)?;
     let result = unsafe {
         bpf_tcp_gen_syncookie(
             sk as *mut c_void,
             iph,
-            iph_len as u32,
+            iph_len,
             th as *mut tcphdr,
             TH_LEN as u32,
         )

@@ -71,28 +71,49 @@ pub fn rewrite<const L2: usize>(
         mss: config.mss_ipv4,
         timestamps: syn_ack::timestamps(config, &syn_options, segment.tcp_header_len, now_ms),
     };
-    let mut tcp = [0u8; MAX_LEN];
     match segment.family {
         Family::Ipv4 => {
-            let ip = ptr_at::<Ipv4Hdr>(ctx, L2).ok_or(NoRoom)?;
-            let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
-            header.write(&mut tcp);
-            let tcp_len = header.header_len();
-            fill_tcp_checksum(&src, &dst, tcp_len, &mut tcp);
-            let reply_ip = ipv4_header(src, dst, tcp_len);
-            store::<L2, _>(ctx, &reply_macs, &reply_ip, &tcp, tcp_len)
+            let ip = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, L2).ok_or(NoRoom)? };
+            answer::<L2, 4, { Ipv4Hdr::LEN }>(
+                ctx,
+                &reply_macs,
+                &header,
+                ip.dst_addr,
+                ip.src_addr,
+                ipv4_header,
+            )
         }
         Family::Ipv6 => {
-            let ip = ptr_at::<Ipv6Hdr>(ctx, L2).ok_or(NoRoom)?;
-            let (src, dst) = unsafe { ((*ip).dst_addr, (*ip).src_addr) };
+            let ip = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, L2).ok_or(NoRoom)? };
             header.mss = config.mss_ipv6;
-            header.write(&mut tcp);
-            let tcp_len = header.header_len();
-            fill_tcp_checksum(&src, &dst, tcp_len, &mut tcp);
-            let reply_ip = ipv6_header(src, dst, tcp_len);
-            store::<L2, _>(ctx, &reply_macs, &reply_ip, &tcp, tcp_len)
+            answer::<L2, 16, { Ipv6Hdr::LEN }>(
+                ctx,
+                &reply_macs,
+                &header,
+                ip.dst_addr,
+                ip.src_addr,
+                ipv6_header,
+            )
         }
     }
+}
+
+/// Builds the TCP header from `header` with its checksum, the IP header from
+/// `ip_header`, and stores both after the MACs.
+#[inline(always)]
+fn answer<const L2: usize, const ADDR_LEN: usize, const IP_LEN: usize>(
+    ctx: &XdpContext,
+    macs: &[u8; MACS_LEN],
+    header: &SynAck,
+    src: [u8; ADDR_LEN],
+    dst: [u8; ADDR_LEN],
+    ip_header: fn([u8; ADDR_LEN], [u8; ADDR_LEN], usize) -> [u8; IP_LEN],
+) -> Result<(), NoRoom> {
+    let mut tcp = [0u8; MAX_LEN];
+    header.write(&mut tcp);
+    let tcp_len = header.header_len();
+    fill_tcp_checksum(&src, &dst, tcp_len, &mut tcp);
+    store::<L2, IP_LEN>(ctx, macs, &ip_header(src, dst, tcp_len), &tcp, tcp_len)
 }
 
 /// Not inlined, so that `tcp` stays in memory: inlined, LLVM split the array into forty
@@ -158,18 +179,17 @@ fn store<const L2: usize, const IP_LEN: usize>(
     copy_to(ctx, 0, macs)?;
     copy_to(ctx, L2, ip)?;
     let tcp_offset = L2 + IP_LEN;
+    // One constant length per layout, so the verifier sees each copy fit.
     match tcp_len {
-        MSS_ONLY_LEN => copy_to::<MSS_ONLY_LEN>(
+        MSS_ONLY_LEN => copy_to(
             ctx,
             tcp_offset,
-            tcp[..MSS_ONLY_LEN].try_into().unwrap_or(&[0; MSS_ONLY_LEN]),
+            tcp.first_chunk::<MSS_ONLY_LEN>().ok_or(NoRoom)?,
         ),
-        TIMESTAMPS_LEN => copy_to::<TIMESTAMPS_LEN>(
+        TIMESTAMPS_LEN => copy_to(
             ctx,
             tcp_offset,
-            tcp[..TIMESTAMPS_LEN]
-                .try_into()
-                .unwrap_or(&[0; TIMESTAMPS_LEN]),
+            tcp.first_chunk::<TIMESTAMPS_LEN>().ok_or(NoRoom)?,
         ),
         _ => copy_to::<TIMESTAMPS_WSCALE_LEN>(ctx, tcp_offset, tcp),
     }
