@@ -5,6 +5,7 @@ use std::{fmt::Write as _, fs, io, path::Path, time::SystemTime};
 
 use anyhow::{Context as _, bail};
 use aya::programs::{ProgramInfo, links::PinnedLink};
+use handshake_common::config::Config;
 
 use crate::{
     interface,
@@ -12,31 +13,31 @@ use crate::{
     loader::Mode,
     maps::{self, Maps},
     pins::{self, PinRoot},
-    run::prepare,
+    ports,
+    run::{prepare, validate_all},
     settings::Settings,
 };
 
 /// Attaches every interface in `all`, or none: each is checked before the first is
 /// attached, and a failure part way detaches the ones this call attached.
 pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
+    let (configs, kernel) = validate_all(all)?;
     for settings in all {
-        settings.validate()?;
         refuse_existing(root, &settings.iface)?;
     }
     root.prepare()?;
-    for line in KernelTcp::read()?.describe() {
+    for line in kernel.describe() {
         println!("{line}");
     }
     let mut attached: Vec<&str> = Vec::new();
-    for settings in all {
-        match attach_one(root, settings) {
+    for (settings, config) in all.iter().zip(&configs) {
+        match attach_one(root, settings, config) {
             Ok(mode) => {
-                let ports: Vec<String> = settings.ports.iter().map(u16::to_string).collect();
                 println!(
                     "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; `handshake detach --iface {}` removes it",
-                    ports.join(","),
+                    ports::join(&settings.ports),
                     settings.iface,
-                    Mode::from_config_byte(mode.config_byte()),
+                    mode.name(),
                     root.iface_dir(&settings.iface).display(),
                     settings.iface
                 );
@@ -70,11 +71,11 @@ fn refuse_existing(root: &PinRoot, iface: &str) -> anyhow::Result<()> {
     )
 }
 
-fn attach_one(root: &PinRoot, settings: &Settings) -> anyhow::Result<Mode> {
+fn attach_one(root: &PinRoot, settings: &Settings, config: &Config) -> anyhow::Result<Mode> {
     let dir = root.iface_dir(&settings.iface);
     fs::create_dir(&dir).with_context(|| format!("creating {} failed", dir.display()))?;
     let attached = (|| {
-        let (mut handshake, _) = prepare(settings, Some(&dir))?;
+        let mut handshake = prepare(settings, config, Some(&dir))?;
         let mode = handshake.attach(&settings.iface, settings.mode)?;
         handshake.pin_link(&dir.join(pins::LINK))?;
         Ok(mode)
@@ -154,7 +155,7 @@ fn describe(dir: &Path, iface: &str) -> anyhow::Result<String> {
     let program =
         ProgramInfo::from_pin(dir.join(pins::PROGRAM)).context("the program pin is missing")?;
     let maps = Maps::from_pins(dir)?;
-    let ports: Vec<String> = maps.ports.list()?.keys().map(u16::to_string).collect();
+    let ports = ports::join(maps.ports.list()?.keys());
     let since = program.loaded_at().map_or("unknown".to_owned(), ago);
     let present = if interface::index(iface).is_ok() {
         ""
@@ -164,11 +165,7 @@ fn describe(dir: &Path, iface: &str) -> anyhow::Result<String> {
     Ok(format!(
         "{iface}: {} XDP, ports {}, program id {}, attached {since}{present}\n",
         Mode::from_config_byte(maps.config()?.mode),
-        if ports.is_empty() {
-            "none".to_owned()
-        } else {
-            ports.join(",")
-        },
+        ports,
         program.id(),
     ))
 }

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 use handshake_common::counters::Counter;
 
 use crate::{
-    kernel_tcp::KernelTcp,
     lab::{
         CLIENT_IFACE, Lab, SERVER_IFACE,
         echo::{EchoServer, exchange_both_families},
         run_in,
     },
     loader::{Handshake, Mode, PassThrough},
-    mss,
+    run::prepare,
+    settings::Settings,
 };
 
 const PORT: u16 = 8080;
@@ -29,15 +29,19 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
 
     let _peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))??;
     let handshake = run_in(&lab.server, || -> anyhow::Result<Handshake> {
-        let kernel = KernelTcp::read()?;
+        let settings = Settings {
+            iface: SERVER_IFACE.to_owned(),
+            ports: vec![PORT],
+            mode: Mode::Native,
+            mss: None,
+            timestamps: true,
+        };
+        let (config, kernel) = settings.validate()?;
         for line in kernel.describe() {
             println!("  {line}");
         }
-        let (v4, v6) = mss::choose(SERVER_IFACE, crate::interface::mtu(SERVER_IFACE)?, None)?;
-        let mut handshake = Handshake::load()?;
-        handshake.set_config(&kernel.config(v4, v6, true)?)?;
-        handshake.set_ports(&[PORT])?;
-        handshake.attach(SERVER_IFACE, Mode::Native)?;
+        let mut handshake = prepare(&settings, &config, None)?;
+        handshake.attach(SERVER_IFACE, settings.mode)?;
         Ok(handshake)
     })??;
     println!("handshake attached (native XDP) on {SERVER_IFACE}, protecting port {PORT}\n");

@@ -33,10 +33,19 @@ impl Mode {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Generic => "generic",
+            Mode::Auto => "auto",
+        }
+    }
+
+    /// The name of the mode `Config::mode` recorded.
     pub fn from_config_byte(byte: u8) -> &'static str {
         match byte {
-            MODE_NATIVE => "native",
-            MODE_GENERIC => "generic",
+            MODE_NATIVE => Mode::Native.name(),
+            MODE_GENERIC => Mode::Generic.name(),
             _ => "unknown",
         }
     }

@@ -213,14 +213,9 @@ fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {
         PortsCommand::Remove { ports, .. } => maps.ports.remove(&ports::parse_args(&ports)?)?,
         PortsCommand::List { .. } => {}
     }
-    let ports: Vec<String> = maps.ports.list()?.keys().map(u16::to_string).collect();
     println!(
         "{iface}: protected ports {}",
-        if ports.is_empty() {
-            "none".to_owned()
-        } else {
-            ports.join(",")
-        }
+        ports::join(maps.ports.list()?.keys())
     );
     Ok(())
 }

@@ -16,6 +16,16 @@ pub fn check(port: i64, ports: &[u16]) -> Result<u16, String> {
     Ok(port)
 }
 
+/// Ports for people: "80,443", or "none".
+pub fn join<'a>(ports: impl IntoIterator<Item = &'a u16>) -> String {
+    let ports: Vec<String> = ports.into_iter().map(u16::to_string).collect();
+    if ports.is_empty() {
+        "none".to_owned()
+    } else {
+        ports.join(",")
+    }
+}
+
 /// The `--ports` list: comma-separated.
 pub fn parse(list: &str) -> anyhow::Result<Vec<u16>> {
     let mut ports: Vec<u16> = Vec::new();

@@ -7,23 +7,42 @@ use std::{
 };
 
 use anyhow::Context as _;
+use handshake_common::config::Config;
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
 };
 
-use crate::{kernel_tcp::KernelTcp, loader::Handshake, metrics, settings::Settings, stats::Sample};
+use crate::{
+    kernel_tcp::KernelTcp, loader::Handshake, metrics, ports, settings::Settings, stats::Sample,
+};
 
-/// Checks the settings, then loads and configures (pinning under `pin_dir` when given).
+/// Loads and configures for `settings` with the `config` its validation gave (pinning
+/// under `pin_dir` when given).
 pub fn prepare(
     settings: &Settings,
+    config: &Config,
     pin_dir: Option<&Path>,
-) -> anyhow::Result<(Handshake, KernelTcp)> {
-    let (config, kernel) = settings.validate()?;
+) -> anyhow::Result<Handshake> {
     let mut handshake = Handshake::load_with_pins(pin_dir)?;
-    handshake.set_config(&config)?;
+    handshake.set_config(config)?;
     handshake.set_ports(&settings.ports)?;
-    Ok((handshake, kernel))
+    Ok(handshake)
+}
+
+/// Checks every interface before the first is loaded: a bad one changes nothing.
+pub fn validate_all(all: &[Settings]) -> anyhow::Result<(Vec<Config>, KernelTcp)> {
+    let mut configs = Vec::new();
+    let mut kernel = None;
+    for settings in all {
+        let (config, read) = settings.validate()?;
+        configs.push(config);
+        kernel.get_or_insert(read);
+    }
+    Ok((
+        configs,
+        kernel.ok_or_else(|| anyhow::anyhow!("no interface to protect"))?,
+    ))
 }
 
 /// One attachment per interface, all detached when this returns.
@@ -51,10 +70,7 @@ pub async fn run(
     interval: Duration,
     metrics_address: Option<String>,
 ) -> anyhow::Result<()> {
-    // Every interface is checked before the first is attached.
-    for settings in &all {
-        settings.validate()?;
-    }
+    let (configs, kernel) = validate_all(&all)?;
     let metrics_listener = match &metrics_address {
         Some(address) => Some(metrics::bind(address).await?),
         None => None,
@@ -63,21 +79,18 @@ pub async fn run(
         interfaces: Vec::new(),
     };
     let mut loggers = Vec::new();
-    for (index, settings) in all.iter().enumerate() {
-        let (mut handshake, kernel) = prepare(settings, None)?;
-        if index == 0 {
-            for line in kernel.describe() {
-                println!("{line}");
-            }
-        }
+    for line in kernel.describe() {
+        println!("{line}");
+    }
+    for (settings, config) in all.iter().zip(&configs) {
+        let mut handshake = prepare(settings, config, None)?;
         loggers.push(handshake.take_logger()?);
         let mode = handshake.attach(&settings.iface, settings.mode)?;
-        let ports: Vec<String> = settings.ports.iter().map(u16::to_string).collect();
         println!(
             "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
-            ports.join(","),
+            ports::join(&settings.ports),
             settings.iface,
-            format!("{mode:?}").to_lowercase()
+            mode.name()
         );
         running.interfaces.push((settings.iface.clone(), handshake));
     }
@@ -87,9 +100,10 @@ pub async fn run(
     watch(&running, &mut loggers, interval, metrics_listener.as_ref()).await?;
     for (iface, handshake) in &mut running.interfaces {
         handshake.detach()?;
+        let totals = handshake.counters()?;
         println!(
             "\ndetached from {iface}; totals:\n{}",
-            handshake.counters()?.table(&handshake.counters()?, 1.0)
+            totals.table(&totals, 1.0)
         );
     }
     Ok(())
