@@ -57,14 +57,22 @@ impl Bed {
         }
     }
 
-    /// Runs `handshake --pin-dir DIR ARGS` in the server's network namespace.
-    fn handshake(&self, args: &[&str]) -> Output {
-        Command::new("nsenter")
+    /// `handshake --pin-dir PIN_DIR ARGS` in the server's network namespace.
+    fn command_with(&self, pin_dir: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("nsenter");
+        command
             .arg(format!("--net=/run/netns/{}", self.lab.server))
-            .args([BINARY, "--pin-dir", &self.pin_dir])
-            .args(args)
-            .output()
-            .unwrap()
+            .args([BINARY, "--pin-dir", pin_dir])
+            .args(args);
+        command
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        self.command_with(&self.pin_dir, args)
+    }
+
+    fn handshake(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -252,16 +260,8 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
         "native",
     ]);
     bed.connect(8443, 3);
-    let mut metrics = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", bed.lab.server))
-        .args([
-            BINARY,
-            "--pin-dir",
-            &bed.pin_dir,
-            "metrics",
-            "--listen",
-            "127.0.0.1:9720",
-        ])
+    let mut metrics = bed
+        .command(&["metrics", "--listen", "127.0.0.1:9720"])
         .spawn()
         .unwrap();
     let response = scrape(&bed.lab, 9720);
@@ -383,18 +383,11 @@ fn refusals_name_the_problem_and_change_nothing() {
     bed.ok(&["detach", "--iface", SERVER_IFACE]);
 
     // Outside a BPF filesystem nothing can be pinned.
-    let output = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", bed.lab.server))
-        .args([
-            BINARY,
-            "--pin-dir",
+    let output = bed
+        .command_with(
             "/tmp/handshake-not-bpffs",
-            "attach",
-            "--iface",
-            SERVER_IFACE,
-            "--ports",
-            "80",
-        ])
+            &["attach", "--iface", SERVER_IFACE, "--ports", "80"],
+        )
         .output()
         .unwrap();
     assert_eq!(
@@ -421,10 +414,8 @@ fn refusals_name_the_problem_and_change_nothing() {
 #[test]
 fn run_serves_metrics_from_its_live_maps() {
     let bed = Bed::new();
-    let mut run = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", bed.lab.server))
-        .args([
-            BINARY,
+    let mut run = bed
+        .command(&[
             "run",
             "--iface",
             SERVER_IFACE,
