@@ -13,13 +13,11 @@ use std::{
 
 use handshake::{
     flood::{self, Flood, Sink},
-    kernel_tcp::KernelTcp,
     lab::{
-        Lab, SERVER_IFACE, SERVER_V4,
+        Lab, SERVER_V4,
         echo::{self, EchoServer},
         run_in,
     },
-    loader::{Handshake, Mode},
 };
 use handshake_common::counters::Counter;
 
@@ -37,20 +35,7 @@ fn legitimate_connections_complete_during_a_flood_answered_only_by_handshake() {
     flood::route_spoofed_sources(&lab).unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let sink = Sink::attach(&lab).unwrap();
-    let handshake = run_in(&lab.server, || {
-        let kernel = KernelTcp::read().unwrap();
-        let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, false).unwrap())
-            .unwrap();
-        handshake.set_ports(&[PORT]).unwrap();
-        assert_eq!(
-            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
-            Mode::Native
-        );
-        handshake
-    })
-    .unwrap();
+    let (handshake, _) = common::protected::attach_on_server(&lab, PORT, false);
 
     let flood = Flood {
         port: PORT,

@@ -31,20 +31,7 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
     let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
         .unwrap()
         .unwrap();
-    let (handshake, wscale) = run_in(&lab.server, move || {
-        let kernel = KernelTcp::read().unwrap();
-        let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap())
-            .unwrap();
-        handshake.set_ports(&[PORT]).unwrap();
-        assert_eq!(
-            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
-            Mode::Native
-        );
-        (handshake, kernel.wscale)
-    })
-    .unwrap();
+    let (handshake, wscale) = attach_on_server(&lab, PORT, timestamps_mode);
     Protected {
         lab,
         handshake,
@@ -52,4 +39,23 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
         _peer: peer,
         _server: server,
     }
+}
+
+/// Loads handshake in the lab's server namespace, protecting `port` with a 1460/1440 MSS,
+/// and attaches it natively to the server's veth; returns it with the kernel's wscale.
+pub fn attach_on_server(lab: &Lab, port: u16, timestamps_mode: bool) -> (Handshake, u8) {
+    run_in(&lab.server, move || {
+        let kernel = KernelTcp::read().unwrap();
+        let mut handshake = Handshake::load().unwrap();
+        handshake
+            .set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap())
+            .unwrap();
+        handshake.set_ports(&[port]).unwrap();
+        assert_eq!(
+            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
+            Mode::Native
+        );
+        (handshake, kernel.wscale)
+    })
+    .unwrap()
 }
