@@ -1,6 +1,7 @@
-//! The TCP header of a cookie SYN-ACK, built on the stack and copied into the packet.
+//! The TCP header of a cookie SYN-ACK, which the XDP program writes straight into the
+//! packet.
 //!
-//! Three layouts, so the XDP program copies one of three constant lengths:
+//! Three layouts, so the XDP program writes one of three constant lengths:
 //! - MSS only (24 bytes): what the kernel's own cookies carry without timestamps.
 //! - MSS, SACK_PERM or two NOPs, TS (36 bytes).
 //! - the same and NOP, WS (40 bytes): the layout of Linux's own SYN-ACK.
@@ -55,16 +56,30 @@ pub fn window(cookie_mss: u16) -> u16 {
     u16::MAX - u16::MAX % cookie_mss
 }
 
+/// Which options the SYN-ACK carries; each layout has its own constant length, so the XDP
+/// program writes and sums one of three constant-size ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timestamps {
-    pub tsval: u32,
-    pub tsecr: u32,
-    pub sack_permitted: bool,
-    /// Our window scale, sent only when the client sent one (RFC 7323 2.2).
-    pub wscale: Option<u8>,
+#[repr(u8)]
+pub enum Layout {
+    MssOnly,
+    /// MSS, SACK_PERM (or two NOPs), TS.
+    Timestamps,
+    /// MSS, SACK_PERM (or two NOPs), TS, NOP, WS.
+    TimestampsWscale,
 }
 
-/// Everything the SYN-ACK's TCP header says, in host byte order.
+impl Layout {
+    pub const fn len(self) -> usize {
+        match self {
+            Self::MssOnly => MSS_ONLY_LEN,
+            Self::Timestamps => TIMESTAMPS_LEN,
+            Self::TimestampsWscale => TIMESTAMPS_WSCALE_LEN,
+        }
+    }
+}
+
+/// Everything the SYN-ACK's TCP header says, in host byte order. Plain fields (see
+/// `SynOptions`): those a layout does not carry are zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SynAck {
     pub source_port: u16,
@@ -73,87 +88,86 @@ pub struct SynAck {
     pub client_seq: u32,
     pub window: u16,
     pub mss: u16,
-    pub timestamps: Option<Timestamps>,
+    pub layout: Layout,
+    pub sack_ok: bool,
+    pub tsval: u32,
+    pub tsecr: u32,
+    /// Our window scale, sent only when the client sent one (RFC 7323 2.2).
+    pub wscale: u8,
 }
 
 impl SynAck {
     pub const fn header_len(&self) -> usize {
-        match self.timestamps {
-            None => MSS_ONLY_LEN,
-            Some(Timestamps { wscale: None, .. }) => TIMESTAMPS_LEN,
-            Some(Timestamps {
-                wscale: Some(_), ..
-            }) => TIMESTAMPS_WSCALE_LEN,
-        }
+        self.layout.len()
     }
 
-    /// Writes the header into `out[..self.header_len()]` with a zero checksum.
+    /// Writes the header into `out` with a zero checksum; `N` is the layout's length, so
+    /// that the XDP program can write straight into the packet at a constant size.
     #[inline(always)]
-    pub fn write(&self, out: &mut [u8; MAX_LEN]) {
+    pub fn write<const N: usize>(&self, out: &mut [u8; N]) {
         out[0..2].copy_from_slice(&self.source_port.to_be_bytes());
         out[2..4].copy_from_slice(&self.dest_port.to_be_bytes());
         out[4..8].copy_from_slice(&self.cookie.to_be_bytes());
         out[8..12].copy_from_slice(&self.client_seq.wrapping_add(1).to_be_bytes());
-        out[12] = ((self.header_len() / 4) as u8) << 4;
+        out[12] = ((N / 4) as u8) << 4;
         out[13] = SYN | ACK;
         out[14..16].copy_from_slice(&self.window.to_be_bytes());
         out[16..20].copy_from_slice(&[0; 4]);
         out[20..22].copy_from_slice(&[OPT_MSS, 4]);
         out[22..24].copy_from_slice(&self.mss.to_be_bytes());
-        if let Some(ts) = self.timestamps {
-            let sack: [u8; 2] = if ts.sack_permitted {
+        if N >= TIMESTAMPS_LEN {
+            let sack: [u8; 2] = if self.sack_ok {
                 [OPT_SACK_PERM, 2]
             } else {
                 [OPT_NOP, OPT_NOP]
             };
             out[24..26].copy_from_slice(&sack);
             out[26..28].copy_from_slice(&[OPT_TIMESTAMP, 10]);
-            out[28..32].copy_from_slice(&ts.tsval.to_be_bytes());
-            out[32..36].copy_from_slice(&ts.tsecr.to_be_bytes());
-            if let Some(wscale) = ts.wscale {
-                out[36..40].copy_from_slice(&[OPT_NOP, OPT_WSCALE, 3, wscale]);
-            }
+            out[28..32].copy_from_slice(&self.tsval.to_be_bytes());
+            out[32..36].copy_from_slice(&self.tsecr.to_be_bytes());
+        }
+        if N >= TIMESTAMPS_WSCALE_LEN {
+            out[36..40].copy_from_slice(&[OPT_NOP, OPT_WSCALE, 3, self.wscale]);
         }
     }
 }
 
-/// The timestamp options of the SYN-ACK, or `None` for MSS only.
+/// The layout of the SYN-ACK, before anything else of it is known (so the XDP program
+/// reads the clock only when TS goes out).
 ///
 /// TS goes out only in timestamps mode and when the client offered TS (without it the
-/// kernel decodes no options from the ACK). SACK and WS follow the client's offer and the
-/// kernel's sysctls. The answer never grows the TCP header past the SYN's own (or 24
-/// bytes for an option-less SYN): a SYN-ACK must not amplify.
-pub fn timestamps(
-    config: &Config,
-    syn: &SynOptions,
-    syn_header_len: usize,
-    now_ms: u64,
-) -> Option<Timestamps> {
-    let tsecr = syn.tsval?;
-    if !config.timestamps() {
-        return None;
+/// kernel decodes no options from the ACK: `cookie_timestamp_decode`). WS follows the
+/// client's offer and the sysctl. The answer never grows the TCP header past the SYN's
+/// own (or 24 bytes for an option-less SYN): a SYN-ACK must not amplify.
+#[inline(always)]
+pub fn layout(config: &Config, syn: &SynOptions, syn_header_len: usize) -> Layout {
+    if !config.timestamps() || !syn.saw_tstamp {
+        return Layout::MssOnly;
     }
-    let sack_permitted = config.sack() && syn.sack_permitted;
-    let client_wscale = if config.window_scaling() {
-        syn.wscale
+    let layout = if config.window_scaling() && syn.wscale_ok {
+        Layout::TimestampsWscale
     } else {
-        None
+        Layout::Timestamps
     };
-    let ts = Timestamps {
-        tsval: cookie_tsval(now_ms, client_wscale, sack_permitted),
-        tsecr,
-        sack_permitted,
-        wscale: client_wscale.map(|_| config.wscale),
-    };
-    let len = if ts.wscale.is_some() {
-        TIMESTAMPS_WSCALE_LEN
-    } else {
-        TIMESTAMPS_LEN
-    };
-    if len > syn_header_len {
-        return None;
+    if layout.len() > syn_header_len {
+        return Layout::MssOnly;
     }
-    Some(ts)
+    layout
+}
+
+/// Fills the option fields of `header` for `layout`: SACK when the client offered it
+/// and the sysctl allows it, TSval encoding both, TSecr echoing the client's TSval.
+#[inline(always)]
+pub fn set_timestamps(header: &mut SynAck, config: &Config, syn: &SynOptions, now_ms: u64) {
+    if header.layout == Layout::MssOnly {
+        return;
+    }
+    let sack_ok = config.sack() && syn.sack_ok;
+    let wscale_ok = header.layout == Layout::TimestampsWscale;
+    header.sack_ok = sack_ok;
+    header.tsval = cookie_tsval(now_ms, wscale_ok.then_some(syn.snd_wscale), sack_ok);
+    header.tsecr = syn.rcv_tsval;
+    header.wscale = if wscale_ok { config.wscale } else { 0 };
 }
 
 #[cfg(test)]
@@ -185,7 +199,7 @@ mod tests {
         assert_eq!(window(0), 65535);
     }
 
-    fn syn_ack(timestamps: Option<Timestamps>) -> SynAck {
+    fn syn_ack(layout: Layout) -> SynAck {
         SynAck {
             source_port: 80,
             dest_port: 40000,
@@ -193,18 +207,22 @@ mod tests {
             client_seq: 0xffff_ffff,
             window: 64240,
             mss: 1460,
-            timestamps,
+            layout,
+            sack_ok: false,
+            tsval: 0,
+            tsecr: 0,
+            wscale: 0,
         }
     }
 
     #[test]
     fn mss_only_layout() {
-        let mut out = [0xaa; MAX_LEN];
-        let header = syn_ack(None);
+        let mut out = [0xaa; MSS_ONLY_LEN];
+        let header = syn_ack(Layout::MssOnly);
         header.write(&mut out);
         assert_eq!(header.header_len(), 24);
         assert_eq!(
-            out[..24],
+            out,
             [
                 0x00, 0x50, 0x9c, 0x40, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 0x60, 0x12, 0xfa, 0xf0,
                 0, 0, 0, 0, 2, 4, 0x05, 0xb4
@@ -214,13 +232,14 @@ mod tests {
 
     #[test]
     fn linux_layout_with_timestamps_sack_and_wscale() {
-        let mut out = [0; MAX_LEN];
-        let header = syn_ack(Some(Timestamps {
+        let mut out = [0; TIMESTAMPS_WSCALE_LEN];
+        let header = SynAck {
+            sack_ok: true,
             tsval: 0x0102_0304,
             tsecr: 9,
-            sack_permitted: true,
-            wscale: Some(10),
-        }));
+            wscale: 10,
+            ..syn_ack(Layout::TimestampsWscale)
+        };
         header.write(&mut out);
         assert_eq!(header.header_len(), 40);
         assert_eq!(out[12], 0xa0);
@@ -234,13 +253,12 @@ mod tests {
 
     #[test]
     fn timestamps_without_sack_or_wscale() {
-        let mut out = [0; MAX_LEN];
-        let header = syn_ack(Some(Timestamps {
+        let mut out = [0; TIMESTAMPS_LEN];
+        let header = SynAck {
             tsval: 1,
             tsecr: 2,
-            sack_permitted: false,
-            wscale: None,
-        }));
+            ..syn_ack(Layout::Timestamps)
+        };
         header.write(&mut out);
         assert_eq!(header.header_len(), 36);
         assert_eq!(out[12], 0x90);
@@ -260,62 +278,68 @@ mod tests {
     };
     const LINUX_SYN: SynOptions = SynOptions {
         mss: 1460,
-        wscale: Some(7),
-        sack_permitted: true,
-        tsval: Some(77),
+        wscale_ok: true,
+        snd_wscale: 7,
+        sack_ok: true,
+        saw_tstamp: true,
+        rcv_tsval: 77,
     };
+
+    /// The options part of the answer for `syn`, as the XDP program computes it.
+    fn answer(config: &Config, syn: &SynOptions, syn_len: usize, now_ms: u64) -> SynAck {
+        let mut header = syn_ack(layout(config, syn, syn_len));
+        set_timestamps(&mut header, config, syn, now_ms);
+        header
+    }
 
     #[test]
     fn timestamps_follow_mode_offer_and_sysctls() {
-        let ts = timestamps(&ALL_FLAGS, &LINUX_SYN, 40, 1_000_063).unwrap();
+        let ts = answer(&ALL_FLAGS, &LINUX_SYN, 40, 1_000_063);
         assert_eq!(
-            ts,
-            Timestamps {
-                tsval: 0xf4240 | 0x17,
-                tsecr: 77,
-                sack_permitted: true,
-                wscale: Some(10)
-            }
+            (ts.layout, ts.tsval, ts.tsecr, ts.sack_ok, ts.wscale),
+            (Layout::TimestampsWscale, 0xf4240 | 0x17, 77, true, 10)
         );
 
         let off = Config {
             flags: 0,
             ..ALL_FLAGS
         };
-        assert_eq!(timestamps(&off, &LINUX_SYN, 40, 1_000_063), None);
+        assert_eq!(answer(&off, &LINUX_SYN, 40, 1_000_063), syn_ack(Layout::MssOnly));
 
         let no_ts = SynOptions {
-            tsval: None,
+            saw_tstamp: false,
             ..LINUX_SYN
         };
-        assert_eq!(timestamps(&ALL_FLAGS, &no_ts, 40, 1_000_063), None);
+        assert_eq!(answer(&ALL_FLAGS, &no_ts, 40, 1_000_063), syn_ack(Layout::MssOnly));
 
         let no_sack_sysctl = Config {
             flags: FLAG_TIMESTAMPS | FLAG_WSCALE,
             ..ALL_FLAGS
         };
-        let ts = timestamps(&no_sack_sysctl, &LINUX_SYN, 40, 1_000_063).unwrap();
-        assert_eq!((ts.tsval & 0x3f, ts.sack_permitted), (0x07, false));
+        let ts = answer(&no_sack_sysctl, &LINUX_SYN, 40, 1_000_063);
+        assert_eq!((ts.tsval & 0x3f, ts.sack_ok), (0x07, false));
 
         let no_ws_offer = SynOptions {
-            wscale: None,
+            wscale_ok: false,
             ..LINUX_SYN
         };
-        let ts = timestamps(&ALL_FLAGS, &no_ws_offer, 40, 1_000_063).unwrap();
-        assert_eq!((ts.tsval & 0x3f, ts.wscale), (0x1f, None));
+        let ts = answer(&ALL_FLAGS, &no_ws_offer, 40, 1_000_063);
+        assert_eq!(
+            (ts.tsval & 0x3f, ts.layout, ts.wscale),
+            (0x1f, Layout::Timestamps, 0)
+        );
     }
 
     #[test]
     fn never_longer_than_the_syn() {
         // A SYN of 36 bytes cannot get the 40-byte layout: MSS only instead.
-        assert_eq!(timestamps(&ALL_FLAGS, &LINUX_SYN, 36, 1_000_063), None);
+        assert_eq!(layout(&ALL_FLAGS, &LINUX_SYN, 36), Layout::MssOnly);
         let ts_only = SynOptions {
-            mss: 0,
-            wscale: None,
-            sack_permitted: false,
-            tsval: Some(1),
+            saw_tstamp: true,
+            rcv_tsval: 1,
+            ..SynOptions::default()
         };
         // TS alone in a 32-byte SYN: our 36 bytes would be longer.
-        assert_eq!(timestamps(&ALL_FLAGS, &ts_only, 32, 0), None);
+        assert_eq!(layout(&ALL_FLAGS, &ts_only, 32), Layout::MssOnly);
     }
 }

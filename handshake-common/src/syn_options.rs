@@ -10,15 +10,20 @@ use crate::tcp::{
     OPT_WSCALE,
 };
 
+/// Named after the kernel's `struct tcp_options_received`. Plain fields, no `Option`s:
+/// the XDP program keeps this on its stack, and the payload of a `None` is memory LLVM
+/// never writes, which the verifier of kernels before 6.8 refuses to see read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynOptions {
     /// The client's MSS, 0 when absent (the cookie helper reads it again itself).
     pub mss: u16,
+    pub wscale_ok: bool,
     /// The client's window scale, clamped to 14 as RFC 7323 2.3 and the kernel do.
-    pub wscale: Option<u8>,
-    pub sack_permitted: bool,
+    pub snd_wscale: u8,
+    pub sack_ok: bool,
+    pub saw_tstamp: bool,
     /// The client's TSval, to echo as our TSecr.
-    pub tsval: Option<u32>,
+    pub rcv_tsval: u32,
 }
 
 /// Parses the options of a slice (the host's view, and the tests').
@@ -33,6 +38,34 @@ pub fn parse(options: &[u8]) -> SynOptions {
         }
     })
 }
+
+/// The option bytes of a Linux SYN (MSS, SACK_PERM, TS, NOP, WS: a data offset of 10),
+/// the layout of most clients: the XDP program reads these 20 bytes at a constant offset
+/// instead of walking them option by option. `None` for any other bytes, which then go
+/// through [`parse_with`].
+#[inline(always)]
+pub fn parse_linux(options: &[u8; LINUX_LEN]) -> Option<SynOptions> {
+    let [mss_kind, mss_len, mss_high, mss_low, sack_kind, sack_len, ts_kind, ts_len, ..] = *options;
+    let [.., nop, ws_kind, ws_len, wscale] = *options;
+    let layout = [
+        mss_kind, mss_len, sack_kind, sack_len, ts_kind, ts_len, nop, ws_kind, ws_len,
+    ];
+    if layout != [OPT_MSS, 4, OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10, OPT_NOP, OPT_WSCALE, 3] {
+        return None;
+    }
+    let [_, _, _, _, _, _, _, _, t0, t1, t2, t3, ..] = *options;
+    Some(SynOptions {
+        mss: u16::from_be_bytes([mss_high, mss_low]),
+        wscale_ok: true,
+        snd_wscale: wscale.min(MAX_WSCALE),
+        sack_ok: true,
+        saw_tstamp: true,
+        rcv_tsval: u32::from_be_bytes([t0, t1, t2, t3]),
+    })
+}
+
+/// The length of the options [`parse_linux`] reads.
+pub const LINUX_LEN: usize = 20;
 
 /// Where a walk over the options stands: the XDP program keeps it on its stack between
 /// `bpf_loop` callbacks.
@@ -90,14 +123,16 @@ pub fn step(walk: &mut Walk, len: usize, load: impl Fn(usize, &mut [u8]) -> bool
         (OPT_WSCALE, 3) => {
             let mut wscale = [0u8; 1];
             if load(offset + 2, &mut wscale) {
-                parsed.wscale = Some(wscale[0].min(MAX_WSCALE));
+                parsed.wscale_ok = true;
+                parsed.snd_wscale = wscale[0].min(MAX_WSCALE);
             }
         }
-        (OPT_SACK_PERM, 2) => parsed.sack_permitted = true,
+        (OPT_SACK_PERM, 2) => parsed.sack_ok = true,
         (OPT_TIMESTAMP, 10) => {
             let mut tsval = [0u8; 4];
             if load(offset + 2, &mut tsval) {
-                parsed.tsval = Some(u32::from_be_bytes(tsval));
+                parsed.saw_tstamp = true;
+                parsed.rcv_tsval = u32::from_be_bytes(tsval);
             }
         }
         _ => {}
@@ -121,11 +156,27 @@ mod tests {
             parse(&LINUX_SYN),
             SynOptions {
                 mss: 1460,
-                wscale: Some(7),
-                sack_permitted: true,
-                tsval: Some(123_456)
+                wscale_ok: true,
+                snd_wscale: 7,
+                sack_ok: true,
+                saw_tstamp: true,
+                rcv_tsval: 123_456
             }
         );
+    }
+
+    #[test]
+    fn linux_layout_reads_as_the_walk_does() {
+        assert_eq!(parse_linux(&LINUX_SYN), Some(parse(&LINUX_SYN)));
+        let mut big_wscale = LINUX_SYN;
+        big_wscale[19] = 200;
+        assert_eq!(parse_linux(&big_wscale), Some(parse(&big_wscale)));
+        // Any other kind or size at any position is left to the walk.
+        for at in [0, 1, 4, 5, 6, 7, 16, 17, 18] {
+            let mut other = LINUX_SYN;
+            other[at] ^= 0x40;
+            assert_eq!(parse_linux(&other), None, "byte {at}");
+        }
     }
 
     #[test]
@@ -140,7 +191,8 @@ mod tests {
 
     #[test]
     fn wscale_is_clamped_to_14() {
-        assert_eq!(parse(&[3, 3, 15]).wscale, Some(14));
+        let parsed = parse(&[3, 3, 15]);
+        assert_eq!((parsed.wscale_ok, parsed.snd_wscale), (true, 14));
     }
 
     #[test]
@@ -149,7 +201,7 @@ mod tests {
         assert_eq!(
             parse(&[2, 3, 5, 4, 2]),
             SynOptions {
-                sack_permitted: true,
+                sack_ok: true,
                 ..SynOptions::default()
             }
         );
@@ -160,21 +212,21 @@ mod tests {
         assert_eq!(
             parse(&[4, 2, 3, 1, 9]),
             SynOptions {
-                sack_permitted: true,
+                sack_ok: true,
                 ..Default::default()
             }
         );
         assert_eq!(
             parse(&[4, 2, 3, 0]),
             SynOptions {
-                sack_permitted: true,
+                sack_ok: true,
                 ..Default::default()
             }
         );
         assert_eq!(
             parse(&[4, 2, 8, 10, 0, 0]),
             SynOptions {
-                sack_permitted: true,
+                sack_ok: true,
                 ..Default::default()
             }
         );

@@ -6,7 +6,7 @@ use handshake_common::{
     checksum,
     config::{Config, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
     martian,
-    syn_ack::{self, MAX_LEN, SynAck},
+    syn_ack::{self, Layout, MAX_LEN, MSS_ONLY_LEN, SynAck, TIMESTAMPS_LEN},
     syn_options::{self, SynOptions},
 };
 
@@ -58,10 +58,11 @@ fn reference_parse(options: &[u8]) -> SynOptions {
                 let value = &options[i + 2..i + size];
                 match (kind, size) {
                     (2, 4) => parsed.mss = u16::from_be_bytes([value[0], value[1]]),
-                    (3, 3) => parsed.wscale = Some(value[0].min(14)),
-                    (4, 2) => parsed.sack_permitted = true,
+                    (3, 3) => (parsed.wscale_ok, parsed.snd_wscale) = (true, value[0].min(14)),
+                    (4, 2) => parsed.sack_ok = true,
                     (8, 10) => {
-                        parsed.tsval = Some(u32::from_be_bytes(value[..4].try_into().unwrap()))
+                        parsed.saw_tstamp = true;
+                        parsed.rcv_tsval = u32::from_be_bytes(value[..4].try_into().unwrap());
                     }
                     _ => {}
                 }
@@ -181,20 +182,28 @@ fn syn_acks_never_outgrow_the_syn() {
         };
         let header_len = 20 + 4 * random.below(11);
         let options = syn_options::parse(&random.option_bytes(header_len - 20));
-        let timestamps = syn_ack::timestamps(&config, &options, header_len, random.next());
-        let header = SynAck {
+        let mut header = SynAck {
             source_port: 8080,
             dest_port: 1,
             cookie: random.next() as u32,
             client_seq: random.next() as u32,
             window: syn_ack::window(random.next() as u16),
             mss: 1460,
-            timestamps,
+            layout: syn_ack::layout(&config, &options, header_len),
+            sack_ok: false,
+            tsval: 0,
+            tsecr: 0,
+            wscale: 0,
         };
+        syn_ack::set_timestamps(&mut header, &config, &options, random.next());
         // An option-less SYN may grow by the 4 bytes of MSS; nothing else grows.
         assert!(header.header_len() <= header_len.max(24));
         let mut out = [0u8; MAX_LEN];
-        header.write(&mut out);
+        match header.layout {
+            Layout::MssOnly => header.write(out.first_chunk_mut::<MSS_ONLY_LEN>().unwrap()),
+            Layout::Timestamps => header.write(out.first_chunk_mut::<TIMESTAMPS_LEN>().unwrap()),
+            Layout::TimestampsWscale => header.write(&mut out),
+        }
         assert_eq!(usize::from(out[12] >> 4) * 4, header.header_len());
         assert_eq!(out[13], 0x12);
         let ack = u32::from_be_bytes(out[8..12].try_into().unwrap());

@@ -167,10 +167,12 @@ extern "C" fn step(index: u64, range: *mut c_void) -> i64 {
     let range = unsafe { &mut *(range as *mut Range) };
     let (ctx, start) = (range.ctx, range.start);
     let load = |offset: usize, chunk: &mut [u8; CHUNK_LEN], n: usize| {
-        // `n` goes through memory so that LLVM cannot fold the checks below into what it
-        // knows of `n`: the verifier must see 1 <= n <= CHUNK_LEN on the register itself.
-        let n = unsafe { core::ptr::read_volatile(&n) };
-        if n == 0 || n > CHUNK_LEN {
+        // The verifier must see 1 <= n <= CHUNK_LEN on the register passed. Before 6.8 it
+        // learns no lower bound from `n != 0`, so bound `n - 1` from above instead (one
+        // unsigned test gives both bounds) and pass `n - 1 + 1`. The volatile read keeps
+        // LLVM from folding that back into `n`, whose register was never bounded.
+        let below = unsafe { core::ptr::read_volatile(&n.wrapping_sub(1)) };
+        if below >= CHUNK_LEN {
             return false;
         }
         unsafe {
@@ -178,7 +180,7 @@ extern "C" fn step(index: u64, range: *mut c_void) -> i64 {
                 ctx,
                 start + offset as u32,
                 chunk.as_mut_ptr() as *mut c_void,
-                n as u32,
+                below as u32 + 1,
             ) == 0
         }
     };

@@ -1,10 +1,13 @@
 //! Finding the socket a segment is for, the way the kernel's receive path would
 //! (`bpf_skc_lookup_tcp`: established and request sockets first, then listeners).
 
-use core::ffi::c_void;
+use core::{ffi::c_void, mem::MaybeUninit};
 
 use aya_ebpf::{
-    bindings::{BPF_F_CURRENT_NETNS, bpf_sock, bpf_sock_tuple},
+    bindings::{
+        BPF_F_CURRENT_NETNS, bpf_sock, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1,
+        bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2,
+    },
     helpers::generated::{bpf_sk_release, bpf_skc_lookup_tcp},
     programs::XdpContext,
 };
@@ -32,40 +35,44 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
         return Socket::None;
     };
     let th = unsafe { &*th };
-    let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+    // Not zeroed first: that is a `memset` call (a BPF-to-BPF call) per SYN; every byte
+    // the helper reads (`tuple_size` of them) is written below.
+    let mut tuple = MaybeUninit::<bpf_sock_tuple>::uninit();
     let tuple_size = match segment.family {
         Family::Ipv4 => {
             let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
                 return Socket::None;
             };
-            let v4 = unsafe { &mut tuple.__bindgen_anon_1.ipv4 };
-            unsafe {
-                v4.saddr = u32::from_ne_bytes((*ip).src_addr);
-                v4.daddr = u32::from_ne_bytes((*ip).dst_addr);
-            }
-            v4.sport = u16::from_ne_bytes(th.source);
-            v4.dport = u16::from_ne_bytes(th.dest);
-            core::mem::size_of_val(v4)
+            let ip = unsafe { &*ip };
+            let v4 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
+                saddr: u32::from_ne_bytes(ip.src_addr),
+                daddr: u32::from_ne_bytes(ip.dst_addr),
+                sport: u16::from_ne_bytes(th.source),
+                dport: u16::from_ne_bytes(th.dest),
+            };
+            unsafe { (*tuple.as_mut_ptr()).__bindgen_anon_1.ipv4 = v4 };
+            size_of_val(&v4)
         }
         Family::Ipv6 => {
             let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
                 return Socket::None;
             };
-            let v6 = unsafe { &mut tuple.__bindgen_anon_1.ipv6 };
-            unsafe {
-                v6.saddr = core::mem::transmute::<[u8; 16], [u32; 4]>((*ip).src_addr);
-                v6.daddr = core::mem::transmute::<[u8; 16], [u32; 4]>((*ip).dst_addr);
-            }
-            v6.sport = u16::from_ne_bytes(th.source);
-            v6.dport = u16::from_ne_bytes(th.dest);
-            core::mem::size_of_val(v6)
+            let ip = unsafe { &*ip };
+            let v6 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2 {
+                saddr: words(&ip.src_addr),
+                daddr: words(&ip.dst_addr),
+                sport: u16::from_ne_bytes(th.source),
+                dport: u16::from_ne_bytes(th.dest),
+            };
+            unsafe { (*tuple.as_mut_ptr()).__bindgen_anon_1.ipv6 = v6 };
+            size_of_val(&v6)
         }
     };
     // BPF_F_CURRENT_NETNS: the namespace of the device the packet arrived on.
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.ctx as *mut c_void,
-            &mut tuple,
+            tuple.as_mut_ptr(),
             tuple_size as u32,
             BPF_F_CURRENT_NETNS as u64,
             0,
@@ -79,6 +86,16 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     }
     release(sk);
     Socket::Connection
+}
+
+/// An IPv6 address as the tuple's four words, read one word at a time (a 16-byte array
+/// copy would be a `memmove` call).
+#[inline(always)]
+fn words(address: &[u8; 16]) -> [u32; 4] {
+    let word = |i: usize| {
+        u32::from_ne_bytes([address[i], address[i + 1], address[i + 2], address[i + 3]])
+    };
+    [word(0), word(4), word(8), word(12)]
 }
 
 /// Every socket the lookup returned holds a reference the verifier makes us give back.

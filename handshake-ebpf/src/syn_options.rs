@@ -1,7 +1,9 @@
-//! Reading the SYN's TCP options from the packet, one option per `bpf_loop` callback.
+//! Reading the SYN's TCP options from the packet (timestamps mode only).
 //!
-//! A plain loop over up to 40 bytes of options had the verifier walk every layout path
-//! and stop at its million-instruction limit; a callback is verified as one step.
+//! Linux's layout is read straight from the packet at a constant offset: no helper call.
+//! Any other layout is walked one option per `bpf_loop` callback: a plain loop over up to
+//! 40 bytes of options had the verifier walk every layout path and stop at its
+//! million-instruction limit; a callback is verified as one step.
 
 use core::ffi::c_void;
 
@@ -11,9 +13,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use handshake_common::{
-    syn_options::{self, SynOptions, Walk},
+    syn_options::{self, LINUX_LEN, SynOptions, Walk},
     tcp::{HEADER_LEN, MAX_OPTIONS_LEN},
 };
+
+use crate::headers::ptr_at;
 
 #[repr(C)]
 struct OptionsWalk {
@@ -24,8 +28,19 @@ struct OptionsWalk {
     walk: Walk,
 }
 
-#[inline(never)]
+#[inline(always)]
 pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
+    if tcp_header_len == HEADER_LEN + LINUX_LEN
+        && let Some(options) = ptr_at::<[u8; LINUX_LEN]>(ctx, tcp_offset + HEADER_LEN)
+        && let Some(parsed) = syn_options::parse_linux(unsafe { &*options })
+    {
+        return parsed;
+    }
+    walk(ctx, tcp_offset, tcp_header_len)
+}
+
+#[inline(never)]
+fn walk(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
     let mut walk = OptionsWalk {
         ctx: ctx.ctx,
         start: (tcp_offset + HEADER_LEN) as u32,

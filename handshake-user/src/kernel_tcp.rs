@@ -2,7 +2,7 @@
 //! cookies answered at XDP. Read from /proc/sys/net, which shows the namespace of the
 //! reading thread.
 
-use std::fs;
+use std::{fs, io, os::fd::AsRawFd as _, thread};
 
 use anyhow::{Context as _, bail};
 use handshake_common::{
@@ -18,6 +18,59 @@ pub struct KernelTcp {
     pub window_scaling: bool,
     /// The window scale `tcp_select_initial_window` picks for an accepted socket.
     pub wscale: u8,
+    /// Where `net.core.rmem_max` came from: this namespace, or the host-wide value.
+    pub rmem_max: RmemMax,
+}
+
+/// `net.core.rmem_max` is per network namespace only from Linux 6.15 on; before, the
+/// sysctl is missing from /proc/sys in any namespace but the initial one, and the kernel
+/// uses the initial namespace's value everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmemMax {
+    Namespace(u32),
+    /// Read in the initial network namespace (through PID 1's).
+    HostWide(u32),
+    /// Neither readable (PID 1 in a container's namespace): the kernel's default.
+    Default(u32),
+}
+
+/// `SK_RMEM_MAX` with 4 KiB pages (include/net/sock.h): what an untouched host has.
+const DEFAULT_RMEM_MAX: u32 = 212_992;
+
+impl RmemMax {
+    pub const fn value(self) -> u32 {
+        match self {
+            Self::Namespace(value) | Self::HostWide(value) | Self::Default(value) => value,
+        }
+    }
+
+    fn read() -> anyhow::Result<Self> {
+        const NAME: &str = "net.core.rmem_max";
+        match read_u32(NAME) {
+            Ok(value) => return Ok(Self::Namespace(value)),
+            Err(error) if !is_not_found(&error) => return Err(error),
+            Err(_) => {}
+        }
+        // A thread of our own may join PID 1's namespace without moving the process.
+        let host = thread::spawn(|| -> anyhow::Result<u32> {
+            let ns = fs::File::open("/proc/1/ns/net")?;
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error().into());
+            }
+            read_u32(NAME)
+        })
+        .join();
+        Ok(match host {
+            Ok(Ok(value)) => Self::HostWide(value),
+            _ => Self::Default(DEFAULT_RMEM_MAX),
+        })
+    }
+}
+
+fn is_not_found(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<io::Error>()
+        .is_some_and(|error| error.kind() == io::ErrorKind::NotFound)
 }
 
 fn read(name: &str) -> anyhow::Result<String> {
@@ -39,13 +92,14 @@ impl KernelTcp {
             .nth(2)
             .and_then(|max| max.parse::<u32>().ok())
             .context("net.ipv4.tcp_rmem does not hold three numbers")?;
-        let rmem_max = read_u32("net.core.rmem_max")?;
+        let rmem_max = RmemMax::read()?;
         Ok(Self {
             syncookies: read_u32("net.ipv4.tcp_syncookies")?,
             timestamps: read_u32("net.ipv4.tcp_timestamps")?,
             sack: read_u32("net.ipv4.tcp_sack")? != 0,
             window_scaling: read_u32("net.ipv4.tcp_window_scaling")? != 0,
-            wscale: initial_wscale(tcp_rmem_max.max(rmem_max)),
+            wscale: initial_wscale(tcp_rmem_max.max(rmem_max.value())),
+            rmem_max,
         })
     }
 
@@ -79,7 +133,7 @@ impl KernelTcp {
     }
 
     /// What the sysctls mean for a server behind handshake, one line each.
-    pub fn describe(&self) -> [String; 2] {
+    pub fn describe(&self) -> [String; 3] {
         let cookies = match self.syncookies {
             0 => "tcp_syncookies=0: the kernel issues no cookies, so handshake answers no SYN; set it to 1 or 2".to_owned(),
             1 => "tcp_syncookies=1: the kernel answers SYNs while its SYN queue has room; handshake answers at XDP once it overflows (a flood)".to_owned(),
@@ -92,7 +146,16 @@ impl KernelTcp {
                 "tcp_timestamps={other}: cookie SYN-ACKs carry MSS only (no window scaling or SACK for those connections); tcp_timestamps=2 allows --timestamps"
             ),
         };
-        [cookies, timestamps]
+        let rmem_max = match self.rmem_max {
+            RmemMax::Namespace(value) => format!("net.core.rmem_max={value} (this network namespace)"),
+            RmemMax::HostWide(value) => format!(
+                "net.core.rmem_max={value}: the host-wide value, which this kernel uses in every network namespace"
+            ),
+            RmemMax::Default(value) => format!(
+                "net.core.rmem_max is readable neither here nor in PID 1's network namespace; assuming the kernel default {value}"
+            ),
+        };
+        [cookies, timestamps, rmem_max]
     }
 }
 
@@ -123,6 +186,7 @@ mod tests {
             sack: true,
             window_scaling: true,
             wscale: 10,
+            rmem_max: RmemMax::Namespace(DEFAULT_RMEM_MAX),
         };
         let error = kernel.config(1460, 1440, true).unwrap_err().to_string();
         assert!(
