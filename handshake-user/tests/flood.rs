@@ -35,7 +35,7 @@ fn legitimate_connections_complete_during_a_flood_answered_only_by_handshake() {
     flood::route_spoofed_sources(&lab).unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let sink = Sink::attach(&lab).unwrap();
-    let (handshake, _) = common::protected::attach_on_server(&lab, PORT, false);
+    let (handshake, _) = lab.attach_handshake(PORT, false).unwrap();
 
     let flood = Flood {
         port: PORT,
