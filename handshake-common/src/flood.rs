@@ -1,4 +1,4 @@
-//! The flood generator's SYNs: what the benchmark's XDP generator (handshake-ebpf's
+//! The flood generator's SYNs: what the benchmark's XDP generator (handshake-bench-ebpf's
 //! `handshake-flood` object) and the lab that drives it must agree on.
 //!
 //! The lab hands the program one template frame (Ethernet, IPv4, TCP with an MSS option)

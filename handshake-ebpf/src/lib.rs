@@ -1,6 +1,7 @@
 //! What both XDP objects (the product's `handshake-xdp` and the benchmark's
-//! `handshake-flood`) share. The library also lets handshake-user name this crate as a
-//! build-dependency, so cargo rebuilds the loader when the XDP programs change.
+//! `handshake-flood`, in handshake-bench-ebpf) share. The library also lets handshake-user
+//! name this crate as a build-dependency, so cargo rebuilds the loader when the XDP program
+//! changes.
 #![no_std]
 
 use aya_ebpf::programs::XdpContext;

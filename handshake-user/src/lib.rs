@@ -5,7 +5,6 @@ pub mod attach;
 pub mod config_file;
 pub mod counters;
 pub mod demo;
-pub mod flood;
 pub mod interface;
 pub mod kernel_tcp;
 pub mod lab;

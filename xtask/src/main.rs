@@ -76,10 +76,9 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { quick } => {
             require_root("the benchmark creates network namespaces and attaches XDP")?;
             setup::bench_packages()?;
-            let build = ["build", "--release", "--package", "handshake-user"];
             cargo(
                 &tools,
-                &[&build[..], &["--bin", "handshake-bench"]].concat(),
+                &["build", "--release", "--package", "handshake-bench"],
             )?;
             let root = setup::workspace_root();
             let mut bench = Command::new(root.join("target/release/handshake-bench"));
@@ -100,7 +99,14 @@ fn main() -> anyhow::Result<()> {
                 "--all-targets",
             ];
             cargo(&tools, &[&host[..], &deny[..]].concat())?;
-            let bpf = ["clippy", "--package", "handshake-ebpf", "--release"];
+            let bpf = [
+                "clippy",
+                "--package",
+                "handshake-ebpf",
+                "--package",
+                "handshake-bench-ebpf",
+                "--release",
+            ];
             let target = ["--target", "bpfel-unknown-none", "-Z", "build-std=core"];
             nightly_cargo(&tools, &[&bpf[..], &target[..], &deny[..]].concat())
         }

@@ -1,6 +1,7 @@
 //! A namespace lab: a client and a server network namespace joined by a veth pair, with
 //! addresses from the benchmarking ranges (198.18.0.0/15, RFC 2544; 2001:2::/48, RFC 5180),
-//! so nothing it sends can leave the machine. The demo and the tests run in it.
+//! so nothing it sends can leave the machine. The demo, the tests and the benchmark run in
+//! it.
 
 pub mod echo;
 pub mod netns;
@@ -14,6 +15,10 @@ use std::{
 use anyhow::{Context as _, bail};
 
 pub use self::netns::run_in;
+use crate::{
+    kernel_tcp::KernelTcp,
+    loader::{Handshake, Mode},
+};
 
 pub const SERVER_IFACE: &str = "hs-server";
 pub const CLIENT_IFACE: &str = "hs-client";
@@ -124,6 +129,24 @@ impl Lab {
             .take_while(char::is_ascii_digit)
             .collect();
         Ok(digits.parse()?)
+    }
+
+    /// Loads handshake in the server namespace, protecting `port` with a 1460/1440 MSS and
+    /// the kernel's settings, and attaches it natively to the server's veth; returns it
+    /// with the window scale the server's kernel uses.
+    pub fn attach_handshake(
+        &self,
+        port: u16,
+        timestamps_mode: bool,
+    ) -> anyhow::Result<(Handshake, u8)> {
+        run_in(&self.server, move || {
+            let kernel = KernelTcp::read()?;
+            let mut handshake = Handshake::load()?;
+            handshake.set_config(&kernel.config(1460, 1440, timestamps_mode)?)?;
+            handshake.set_ports(&[port])?;
+            handshake.attach(SERVER_IFACE, Mode::Native)?;
+            Ok((handshake, kernel.wscale))
+        })?
     }
 
     pub fn server_addr(v6: bool) -> IpAddr {

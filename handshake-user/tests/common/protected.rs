@@ -3,9 +3,8 @@
 //! that XDP_TX frames arrive).
 
 use handshake::{
-    kernel_tcp::KernelTcp,
-    lab::{CLIENT_IFACE, Lab, SERVER_IFACE, echo::EchoServer, run_in},
-    loader::{Handshake, Mode, PassThrough},
+    lab::{CLIENT_IFACE, Lab, echo::EchoServer, run_in},
+    loader::{Handshake, PassThrough},
 };
 
 pub const PORT: u16 = 8080;
@@ -31,7 +30,7 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
     let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
         .unwrap()
         .unwrap();
-    let (handshake, wscale) = attach_on_server(&lab, PORT, timestamps_mode);
+    let (handshake, wscale) = lab.attach_handshake(PORT, timestamps_mode).unwrap();
     Protected {
         lab,
         handshake,
@@ -39,23 +38,4 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
         _peer: peer,
         _server: server,
     }
-}
-
-/// Loads handshake in the lab's server namespace, protecting `port` with a 1460/1440 MSS,
-/// and attaches it natively to the server's veth; returns it with the kernel's wscale.
-pub fn attach_on_server(lab: &Lab, port: u16, timestamps_mode: bool) -> (Handshake, u8) {
-    run_in(&lab.server, move || {
-        let kernel = KernelTcp::read().unwrap();
-        let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, timestamps_mode).unwrap())
-            .unwrap();
-        handshake.set_ports(&[port]).unwrap();
-        assert_eq!(
-            handshake.attach(SERVER_IFACE, Mode::Native).unwrap(),
-            Mode::Native
-        );
-        (handshake, kernel.wscale)
-    })
-    .unwrap()
 }

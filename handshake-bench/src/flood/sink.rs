@@ -1,6 +1,7 @@
 //! `flood_sink` on the lab's client-side veth: counts SYN-ACKs (and RSTs) the server sends
 //! to spoofed addresses and drops them. It also serves as the XDP program that veth needs
-//! before the server's XDP_TX frames are delivered to it (see `loader::PassThrough`).
+//! before the server's XDP_TX frames are delivered to it (see
+//! `handshake::loader::PassThrough`).
 
 use anyhow::{Context as _, anyhow};
 use aya::{
@@ -8,9 +9,9 @@ use aya::{
     maps::{MapData, PerCpuArray},
     programs::{Xdp, XdpMode},
 };
+use handshake::lab::{CLIENT_IFACE, Lab, run_in};
 
 use super::FLOOD_OBJECT;
-use crate::lab::{CLIENT_IFACE, Lab, run_in};
 
 pub struct Sink {
     _ebpf: Ebpf,

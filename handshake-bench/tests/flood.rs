@@ -3,22 +3,18 @@
 //! that reached the server must be answered by handshake, and the kernel must send no
 //! SYN-ACK of its own.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
 };
 
-use handshake::{
-    flood::{self, Flood, Sink},
-    lab::{
-        Lab, SERVER_V4,
-        echo::{self, EchoServer},
-        run_in,
-    },
+use handshake::lab::{
+    Lab, SERVER_V4,
+    echo::{self, EchoServer},
+    run_in,
 };
+use handshake_bench::flood::{self, Flood, Sink};
 use handshake_common::counters::Counter;
 
 const PORT: u16 = 8080;
@@ -28,14 +24,19 @@ const CONNECTIONS: u64 = 40;
 
 #[test]
 fn legitimate_connections_complete_during_a_flood_answered_only_by_handshake() {
-    common::require_root();
+    // Fails loudly rather than skips: see handshake-user's tests/common/mod.rs.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the flood test attaches XDP programs and creates network namespaces: run it as root (`sudo -E cargo xtask test`)"
+    );
     let lab = Lab::create("flood").unwrap();
     lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
         .unwrap();
     flood::route_spoofed_sources(&lab).unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let sink = Sink::attach(&lab).unwrap();
-    let (handshake, _) = common::protected::attach_on_server(&lab, PORT, false);
+    let (handshake, _) = lab.attach_handshake(PORT, false).unwrap();
 
     let flood = Flood {
         port: PORT,

@@ -15,10 +15,13 @@ use aya::{
     maps::Array,
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
+use handshake::{
+    interface,
+    lab::{CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4, run_in},
+};
 use handshake_common::flood::{FRAME_LEN, FloodConfig, STATE_SENT, template};
 
 use super::FLOOD_OBJECT;
-use crate::lab::{CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4, run_in};
 
 /// No flood runs longer than this or sends more than this, whatever it is asked.
 pub const MAX_DURATION: Duration = Duration::from_secs(120);
@@ -104,8 +107,8 @@ fn lab_mac(lab: &Lab, ns: &str, iface: &str) -> anyhow::Result<[u8; 6]> {
 
 /// Inside the client namespace: load, configure, and send in chunks.
 fn drive(flood: &Flood, server_mac: [u8; 6]) -> anyhow::Result<FloodReport> {
-    let ifindex = crate::interface::index(CLIENT_IFACE)?;
-    let client_mac = crate::interface::mac(CLIENT_IFACE)?;
+    let ifindex = interface::index(CLIENT_IFACE)?;
+    let client_mac = interface::mac(CLIENT_IFACE)?;
     let frame = template(client_mac, server_mac, SERVER_V4.octets(), flood.port);
     let mut ebpf = Ebpf::load(FLOOD_OBJECT).context("loading the flood object failed")?;
     let mut config: Array<_, FloodConfig> = Array::try_from(

@@ -32,5 +32,5 @@ mod program {
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
-    panic!("handshake-flood is built for bpfel-unknown-none by handshake-user's build.rs");
+    panic!("handshake-flood is built for bpfel-unknown-none by handshake-bench's build.rs");
 }

@@ -15,9 +15,9 @@ use std::{
 
 use handshake::{
     counters::Snapshot,
-    flood::{self, Flood, Returned, Sink},
     lab::{Lab, SERVER_V4, run_in},
 };
+use handshake_bench::flood::{self, Flood, Returned, Sink};
 use handshake_common::counters::ALL;
 
 use super::{

@@ -18,11 +18,11 @@ use aya::{
 };
 use handshake::{
     XDP_OBJECT,
-    flood::FLOOD_OBJECT,
     kernel_tcp::KernelTcp,
     lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
     loader::{Handshake, PASS_PROGRAM},
 };
+use handshake_bench::flood::FLOOD_OBJECT;
 
 use super::{
     frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment},

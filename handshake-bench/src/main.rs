@@ -2,6 +2,8 @@
 //! microbenchmarks of BENCH.md. Everything runs inside namespaces it creates and removes,
 //! also on Ctrl-C; floods are bounded in packets and seconds.
 //!
+//! - `flood/`       the SYN flood and the sink that counts what comes back (this crate's
+//!   library, which tests/flood.rs uses too);
 //! - `contender.rs` the five set-ups compared; `nginx.rs` the service;
 //! - `step.rs`      one contender at one offered rate; `client.rs` the legitimate client;
 //! - `micro.rs`     ns per packet through BPF_PROG_TEST_RUN (`frames.rs` builds the input);
@@ -22,10 +24,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser;
-use handshake::{
-    flood::{self, Sink},
-    lab::{CLIENT_IFACE, Lab, SERVER_IFACE},
-};
+use handshake::lab::{CLIENT_IFACE, Lab, SERVER_IFACE};
+use handshake_bench::flood::{self, Sink};
 use serde_json::json;
 
 use self::{

@@ -13,7 +13,7 @@ use handshake::{
     counters::Snapshot,
     kernel_tcp::KernelTcp,
     lab::{Lab, SERVER_IFACE, run_in},
-    loader::{Handshake, Mode, PassThrough},
+    loader::{Handshake, PassThrough},
 };
 
 use super::nginx::PORT;
@@ -87,14 +87,7 @@ pub fn set_up(lab: &Lab, contender: Contender) -> anyhow::Result<Setup<'_>> {
             Setup::Synproxy { _pass: pass, lab }
         }
         Contender::Handshake1 | Contender::Handshake2 => {
-            Setup::Handshake(Box::new(run_in(&lab.server, || {
-                let kernel = KernelTcp::read()?;
-                let mut handshake = Handshake::load()?;
-                handshake.set_config(&kernel.config(1460, 1440, false)?)?;
-                handshake.set_ports(&[PORT])?;
-                handshake.attach(SERVER_IFACE, Mode::Native)?;
-                anyhow::Ok(handshake)
-            })??))
+            Setup::Handshake(Box::new(lab.attach_handshake(PORT, false)?.0))
         }
     })
 }
