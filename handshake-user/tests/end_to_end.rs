@@ -14,7 +14,7 @@ use std::{
 use common::{packet, protected::PORT};
 use handshake::{
     counters::Snapshot,
-    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
+    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo, run_in},
 };
 use handshake_common::counters::Counter;
 const CONNECTIONS: u32 = 20;
@@ -33,11 +33,8 @@ struct Negotiated {
 
 /// Connects, sends `size` bytes, reads them back, and reports the negotiated options.
 fn echo(server: SocketAddr, size: usize) -> Negotiated {
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
-        .unwrap_or_else(|error| panic!("connecting to {server} through handshake failed: {error}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = echo::connect(server)
+        .unwrap_or_else(|error| panic!("connecting to {server} through handshake failed: {error:#}"));
     let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let writer = {
         let mut stream = stream.try_clone().unwrap();

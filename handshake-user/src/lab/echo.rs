@@ -1,5 +1,11 @@
-//! A real TCP service and real clients for the lab: the server echoes what it reads, the
-//! client sends a line and expects it back.
+//! A real TCP service and real clients for the lab: the server greets, then echoes what it
+//! reads; the client waits for the greeting, sends a line and expects it back.
+//!
+//! The greeting makes handshake's counters exact: the client's first data segment leaves
+//! only after the server accepted, so it reaches XDP when the connection's socket already
+//! exists. Sent at once after the handshake's ACK, it could reach XDP in the same batch as
+//! that ACK (veth runs XDP over a batch before the stack sees any of it), still find only
+//! the listener, and be counted as a second validated cookie ACK.
 
 use std::{
     io::{Read as _, Write as _},
@@ -58,9 +64,15 @@ impl EchoServer {
     }
 }
 
+/// What the server sends first on every connection.
+pub const GREETING: &[u8] = b"+";
+
 fn echo(mut stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream.write_all(GREETING).is_err() {
+        return;
+    }
     let mut buffer = [0u8; 4096];
     while let Ok(read) = stream.read(&mut buffer) {
         if read == 0 || stream.write_all(&buffer[..read]).is_err() {
@@ -81,9 +93,7 @@ impl Drop for EchoServer {
 /// Connects to `server` from the calling thread's namespace, sends `message` and checks it
 /// comes back unchanged.
 pub fn exchange(server: SocketAddr, message: &[u8]) -> anyhow::Result<()> {
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
-        .with_context(|| format!("connecting to {server} failed"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut stream = connect(server)?;
     stream.write_all(message)?;
     let mut reply = vec![0u8; message.len()];
     stream
@@ -93,6 +103,21 @@ pub fn exchange(server: SocketAddr, message: &[u8]) -> anyhow::Result<()> {
         bail!("{server} echoed {reply:?} for {message:?}");
     }
     Ok(())
+}
+
+/// Connects to the echo server at `server` and waits for its greeting.
+pub fn connect(server: SocketAddr) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
+        .with_context(|| format!("connecting to {server} failed"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut greeting = [0u8; GREETING.len()];
+    stream
+        .read_exact(&mut greeting)
+        .with_context(|| format!("reading the greeting of {server} failed"))?;
+    if greeting != GREETING {
+        bail!("{server} greeted with {greeting:?}, not {GREETING:?}");
+    }
+    Ok(stream)
 }
 
 /// Makes `count` connections to `port` over IPv4 and then IPv6 from the calling thread's
