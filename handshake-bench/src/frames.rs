@@ -35,8 +35,12 @@ fn tcp(segment: &Segment, src: &[u8], dst: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The destination MAC of every frame: the program is configured with it as its own.
+pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
 fn ethernet(ether_type: [u8; 2]) -> Vec<u8> {
-    let mut frame = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+    let mut frame = [SERVER_MAC, CLIENT_MAC].concat();
     frame.extend_from_slice(&ether_type);
     frame
 }

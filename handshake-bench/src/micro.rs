@@ -16,6 +16,7 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
+use handshake_common::config::Config;
 use handshake::{
     XDP_OBJECT,
     kernel_tcp::KernelTcp,
@@ -63,11 +64,17 @@ struct Programs {
 
 fn load() -> anyhow::Result<Programs> {
     let kernel = KernelTcp::read()?;
+    let config = |timestamps| -> anyhow::Result<Config> {
+        Ok(Config {
+            mac: frames::SERVER_MAC,
+            ..kernel.config(1460, 1440, timestamps)?
+        })
+    };
     let mut handshake = Handshake::load()?;
-    handshake.set_config(&kernel.config(1460, 1440, false)?)?;
+    handshake.set_config(&config(false)?)?;
     handshake.set_ports(&[PORT])?;
     let mut timestamps = Handshake::load()?;
-    timestamps.set_config(&kernel.config(1460, 1440, true)?)?;
+    timestamps.set_config(&config(true)?)?;
     timestamps.set_ports(&[PORT])?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;

@@ -23,7 +23,25 @@ pub struct Config {
     /// `handshake status` does.
     pub mode: u8,
     pub _pad: u8,
+    /// The interface's own MAC: a frame addressed to any other is not this host's
+    /// (`eth_type_trans` marks it PACKET_OTHERHOST and the stack drops it).
+    pub mac: [u8; 6],
+    /// The SYN-ACK's IPv4 TTL (`net.ipv4.ip_default_ttl`) and IPv6 hop limit
+    /// (`net.ipv6.conf.IF.hop_limit`), as `ip_select_ttl` and `ip6_dst_hoplimit` pick
+    /// them for a listener without IP_TTL / IPV6_UNICAST_HOPS on a route without a
+    /// hoplimit metric.
+    pub ttl: u8,
+    pub hop_limit: u8,
+    /// SYN-ACKs one CPU sends per second from which on an ACK without a valid cookie is
+    /// dropped (a flood of forged ACKs) rather than passed for the kernel's RST; 0 drops
+    /// them always.
+    pub flood_syn_acks: u32,
+    pub _pad2: u32,
 }
+
+/// The default of `Config::flood_syn_acks`: far above what a server's real clients
+/// open per CPU, far below what even a small SYN flood sends.
+pub const DEFAULT_FLOOD_SYN_ACKS: u32 = 1000;
 
 pub const MODE_NATIVE: u8 = 1;
 pub const MODE_GENERIC: u8 = 2;

@@ -29,10 +29,23 @@ pub enum Counter {
     /// non-unicast destination (MAC or IP) or source port 0. Dropped: the kernel would
     /// discard it too, and a reply would reflect traffic at a victim.
     SynDroppedInvalid,
+    /// A SYN that is not this host's: its frame is addressed to another MAC (a
+    /// promiscuous port, a bridge member, a macvlan parent) or its destination address is
+    /// not local (routed through this host). Passed untouched: the kernel drops
+    /// PACKET_OTHERHOST frames and forwards or drops the rest; it would never answer them.
+    SynPassedNotForHost,
+    /// A SYN only the kernel can answer exactly: IPv4 options (source routes are the
+    /// kernel's to refuse, `ip_rcv_options`), or TCP-MD5, TCP-AO or MPTCP options (signed,
+    /// or answered with options handshake does not speak). Passed untouched.
+    SynPassedKernelOnly,
     /// A third-packet ACK whose cookie the kernel validated: passed to the kernel.
     AckValidated,
     /// An ACK to a listener with no valid cookie: dropped before the kernel RSTs it.
     AckDroppedForged,
+    /// An ACK to a listener with no valid cookie while no flood is on: passed, so that the
+    /// kernel answers with the RST RFC 9293 3.10.7.2 asks for (a client whose server lost
+    /// the connection learns at once).
+    AckPassedNoFlood,
     /// A packet of an established (or pending) connection to a protected port.
     PassedEstablished,
     /// An ACK to a protected port where nothing listens, or cookies are off.
@@ -120,6 +133,16 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
         "SYNs dropped: martian address, non-unicast destination or port 0",
     ),
     (
+        Counter::SynPassedNotForHost,
+        "syn_passed_not_for_host",
+        "SYNs passed: another host's MAC or a destination address that is not local",
+    ),
+    (
+        Counter::SynPassedKernelOnly,
+        "syn_passed_kernel_only",
+        "SYNs passed for the kernel to answer: IPv4 options, TCP-MD5, TCP-AO or MPTCP",
+    ),
+    (
         Counter::AckValidated,
         "ack_validated",
         "third ACKs with a valid cookie, passed to the kernel",
@@ -127,7 +150,12 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
     (
         Counter::AckDroppedForged,
         "ack_dropped_forged",
-        "ACKs to a listener with an invalid cookie, dropped",
+        "ACKs to a listener with an invalid cookie during a flood, dropped",
+    ),
+    (
+        Counter::AckPassedNoFlood,
+        "ack_passed_no_flood",
+        "ACKs to a listener with no valid cookie outside a flood, passed for the kernel's RST",
     ),
     (
         Counter::PassedEstablished,
@@ -167,7 +195,7 @@ impl Counter {
     }
 
     /// SYNs to protected ports: the sum of every SYN verdict.
-    pub const SYN_VERDICTS: [Counter; 7] = [
+    pub const SYN_VERDICTS: [Counter; 9] = [
         Counter::SynAckSent,
         Counter::SynPassedNoCookie,
         Counter::SynPassedNoListener,
@@ -175,6 +203,8 @@ impl Counter {
         Counter::SynPassedError,
         Counter::SynPassedBadChecksum,
         Counter::SynDroppedInvalid,
+        Counter::SynPassedNotForHost,
+        Counter::SynPassedKernelOnly,
     ];
 }
 

@@ -275,6 +275,11 @@ mod tests {
         flags: FLAG_TIMESTAMPS | FLAG_SACK | FLAG_WSCALE,
         mode: 0,
         _pad: 0,
+        mac: [0; 6],
+        ttl: 64,
+        hop_limit: 64,
+        flood_syn_acks: 0,
+        _pad2: 0,
     };
     const LINUX_SYN: SynOptions = SynOptions {
         mss: 1460,
@@ -283,6 +288,7 @@ mod tests {
         sack_ok: true,
         saw_tstamp: true,
         rcv_tsval: 77,
+        kernel_only: false,
     };
 
     /// The options part of the answer for `syn`, as the XDP program computes it.

@@ -6,8 +6,8 @@
 //! counts), and an option of the wrong size is skipped.
 
 use crate::tcp::{
-    MAX_OPTIONS_LEN, MAX_WSCALE, OPT_EOL, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP,
-    OPT_WSCALE,
+    MAX_OPTIONS_LEN, MAX_WSCALE, OPT_AO, OPT_EOL, OPT_MD5SIG, OPT_MPTCP, OPT_MSS, OPT_NOP,
+    OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE,
 };
 
 /// Named after the kernel's `struct tcp_options_received`. Plain fields, no `Option`s:
@@ -24,6 +24,8 @@ pub struct SynOptions {
     pub saw_tstamp: bool,
     /// The client's TSval, to echo as our TSecr.
     pub rcv_tsval: u32,
+    /// TCP-MD5, TCP-AO or MPTCP: only the kernel can answer this SYN.
+    pub kernel_only: bool,
 }
 
 /// Parses the options of a slice (the host's view, and the tests').
@@ -61,6 +63,7 @@ pub fn parse_linux(options: &[u8; LINUX_LEN]) -> Option<SynOptions> {
         sack_ok: true,
         saw_tstamp: true,
         rcv_tsval: u32::from_be_bytes([t0, t1, t2, t3]),
+        kernel_only: false,
     })
 }
 
@@ -128,6 +131,7 @@ pub fn step(walk: &mut Walk, len: usize, load: impl Fn(usize, &mut [u8]) -> bool
             }
         }
         (OPT_SACK_PERM, 2) => parsed.sack_ok = true,
+        (OPT_MD5SIG | OPT_AO | OPT_MPTCP, _) => parsed.kernel_only = true,
         (OPT_TIMESTAMP, 10) => {
             let mut tsval = [0u8; 4];
             if load(offset + 2, &mut tsval) {
@@ -160,7 +164,8 @@ mod tests {
                 snd_wscale: 7,
                 sack_ok: true,
                 saw_tstamp: true,
-                rcv_tsval: 123_456
+                rcv_tsval: 123_456,
+                kernel_only: false,
             }
         );
     }
@@ -177,6 +182,18 @@ mod tests {
             other[at] ^= 0x40;
             assert_eq!(parse_linux(&other), None, "byte {at}");
         }
+    }
+
+    #[test]
+    fn md5_ao_and_mptcp_are_the_kernels() {
+        // TCP-MD5 after MSS, as BGP speakers send it: 18 bytes.
+        let mut md5 = [0u8; 22];
+        md5[..6].copy_from_slice(&[2, 4, 5, 0xb4, 19, 18]);
+        assert!(parse(&md5).kernel_only);
+        assert!(parse(&[29, 4, 1, 2]).kernel_only);
+        // MP_CAPABLE in a SYN: 12 bytes.
+        assert!(parse(&[30, 12, 0, 0x81, 0, 0, 0, 0, 0, 0, 0, 0]).kernel_only);
+        assert!(!parse(&LINUX_SYN).kernel_only);
     }
 
     #[test]

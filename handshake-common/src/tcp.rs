@@ -14,6 +14,12 @@ pub const OPT_MSS: u8 = 2;
 pub const OPT_WSCALE: u8 = 3;
 pub const OPT_SACK_PERM: u8 = 4;
 pub const OPT_TIMESTAMP: u8 = 8;
+/// Options only the kernel can answer: TCP-MD5 (RFC 2385) and TCP-AO (RFC 5925) sign
+/// segments with a key handshake does not have; MPTCP (RFC 8684) needs an MP_CAPABLE
+/// answer from an MPTCP listener.
+pub const OPT_MD5SIG: u8 = 19;
+pub const OPT_AO: u8 = 29;
+pub const OPT_MPTCP: u8 = 30;
 
 /// The header without options, and the most options the 4-bit data offset allows.
 pub const HEADER_LEN: usize = 20;

@@ -13,6 +13,7 @@ use handshake_common::counters::Counter;
 use network_types::tcp::TcpHdr;
 
 use crate::{
+    flood,
     headers::{EINVAL, Segment, ip_header, ptr_at},
     listener::{self, Socket},
 };
@@ -33,7 +34,10 @@ pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Coun
     listener::release(sk);
     match result {
         0 => (xdp_action::XDP_PASS, Counter::AckValidated),
-        ENOENT | EACCES => (xdp_action::XDP_DROP, Counter::AckDroppedForged),
+        ENOENT | EACCES if flood::on() => (xdp_action::XDP_DROP, Counter::AckDroppedForged),
+        // Outside a flood the kernel answers it with a RST (RFC 9293 3.10.7.2), which
+        // tells a client whose connection this host forgot (a reboot, a crash) at once.
+        ENOENT | EACCES => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
         // -EINVAL: cookies are off (`tcp_syncookies=0`); the kernel decides.
         _ => (xdp_action::XDP_PASS, Counter::AckPassedOther),
     }

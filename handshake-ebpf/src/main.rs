@@ -4,8 +4,9 @@
 //! - `syn.rs`      answers a SYN to a protected port with the kernel's own cookie;
 //! - `checksum.rs` verifies a SYN's checksums before it is answered;
 //! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
-//! - `syn_options.rs` reads the SYN's options (timestamps mode only);
+//! - `syn_options.rs` reads the SYN's options (timestamps, and those only the kernel answers);
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
+//! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters.
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -15,6 +16,8 @@
 mod ack;
 #[cfg(target_arch = "bpf")]
 mod checksum;
+#[cfg(target_arch = "bpf")]
+mod flood;
 #[cfg(target_arch = "bpf")]
 mod headers;
 #[cfg(target_arch = "bpf")]

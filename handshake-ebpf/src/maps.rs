@@ -45,6 +45,12 @@ pub fn protected_slot(port: u16) -> Option<u16> {
     }
 }
 
+/// This CPU's count of `counter`.
+#[inline(always)]
+pub fn this_cpu(counter: Counter) -> Option<u64> {
+    COUNTERS.get(counter as u32).copied()
+}
+
 /// Counts the verdict, and for a protected port also in that port's slot.
 #[inline(always)]
 pub fn count(counter: Counter, slot: Option<u16>) {

@@ -9,7 +9,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use handshake_common::{counters::Counter, martian};
+use handshake_common::{config::Config, counters::Counter, martian};
 use network_types::{
     eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -20,7 +20,7 @@ use crate::{
     checksum::{self, Verdict},
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
-    syn_ack,
+    maps, syn_ack, syn_options,
 };
 
 /// -ENOENT: the kernel would not send a cookie now (`tcp_syncookies=1` and the SYN queue
@@ -35,8 +35,19 @@ pub struct Cookie {
 }
 
 pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    let Some(config) = maps::config() else {
+        return (xdp_action::XDP_PASS, Counter::SynPassedError);
+    };
     if never_answered::<L2>(ctx, segment) {
         return (xdp_action::XDP_DROP, Counter::SynDroppedInvalid);
+    }
+    if !for_this_host(ctx, config) {
+        return (xdp_action::XDP_PASS, Counter::SynPassedNotForHost);
+    }
+    // IPv4 options: the kernel refuses source routes (`ip_rcv_options`) and echoes the
+    // rest in its SYN-ACK (`tcp_v4_save_options`); ours would carry none.
+    if segment.family == Family::Ipv4 && segment.tcp_offset != L2 + Ipv4Hdr::LEN {
+        return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
     }
     let sk = match listener::lookup::<L2>(ctx, segment) {
         Socket::Listener(sk) => sk,
@@ -54,6 +65,11 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
         listener::release(sk);
         return (xdp_action::XDP_PASS, counter);
     }
+    let options = syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len);
+    if options.kernel_only {
+        listener::release(sk);
+        return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
+    }
     let cookie = generate::<L2>(ctx, segment, sk);
     listener::release(sk);
     let cookie = match cookie {
@@ -64,10 +80,25 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
             return (xdp_action::XDP_PASS, Counter::SynPassedError);
         }
     };
-    if syn_ack::rewrite::<L2>(ctx, segment, &cookie).is_err() {
+    if syn_ack::rewrite::<L2>(ctx, segment, config, &options, &cookie).is_err() {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
     }
     (xdp_action::XDP_TX, Counter::SynAckSent)
+}
+
+/// Whether the frame is addressed to this interface's own MAC. On a promiscuous port (a
+/// bridge member, a capture, a macvlan parent) frames for other hosts arrive too; the
+/// kernel marks them PACKET_OTHERHOST (`eth_type_trans`) and never answers them.
+#[inline(always)]
+fn for_this_host(ctx: &XdpContext, config: &Config) -> bool {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return false;
+    };
+    let (dst, mac) = (unsafe { (*eth).dst_addr }, config.mac);
+    // Compared as a word and a half-word: an array comparison becomes a `bcmp` call.
+    let word = |m: [u8; 6]| u32::from_ne_bytes([m[0], m[1], m[2], m[3]]);
+    let half = |m: [u8; 6]| u16::from_ne_bytes([m[4], m[5]]);
+    word(dst) == word(mac) && half(dst) == half(mac)
 }
 
 /// SYNs whose answer would go where no answer may go (see handshake-common's `martian`),

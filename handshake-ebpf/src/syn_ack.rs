@@ -15,7 +15,9 @@ use aya_ebpf::{
 };
 use handshake_common::{
     checksum,
+    config::Config,
     syn_ack::{self, Layout, MSS_ONLY_LEN, SynAck, TIMESTAMPS_LEN, TIMESTAMPS_WSCALE_LEN},
+    syn_options::SynOptions,
     tcp::IPPROTO_TCP,
 };
 use network_types::{
@@ -26,13 +28,9 @@ use network_types::{
 
 use crate::{
     headers::{Family, Segment, ptr_at},
-    maps,
     syn::Cookie,
-    syn_options,
 };
 
-/// RFC 1122 3.2.1.7 recommends 64; it is Linux's `ip_default_ttl` and hop limit default.
-const TTL: u8 = 64;
 const DONT_FRAGMENT: u16 = 0x4000;
 const MAC_LEN: usize = 6;
 /// Where the addresses start in each IP header: source, then destination.
@@ -45,9 +43,10 @@ pub struct NoRoom;
 pub fn rewrite<const L2: usize>(
     ctx: &XdpContext,
     segment: &Segment,
+    config: &Config,
+    syn: &SynOptions,
     cookie: &Cookie,
 ) -> Result<(), NoRoom> {
-    let config = maps::config().ok_or(NoRoom)?;
     let th = unsafe { &*ptr_at::<TcpHdr>(ctx, segment.tcp_offset).ok_or(NoRoom)? };
     let mut header = SynAck {
         source_port: u16::from_be_bytes(th.dest),
@@ -65,24 +64,21 @@ pub fn rewrite<const L2: usize>(
         tsecr: 0,
         wscale: 0,
     };
-    if config.timestamps() {
-        let syn = syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len);
-        header.layout = syn_ack::layout(config, &syn, segment.tcp_header_len);
-        // The clock is read only when TSval goes out.
-        if header.layout != Layout::MssOnly {
-            let now_ms = unsafe { bpf_ktime_get_ns() } / 1_000_000;
-            syn_ack::set_timestamps(&mut header, config, &syn, now_ms);
-        }
+    header.layout = syn_ack::layout(config, syn, segment.tcp_header_len);
+    // The clock is read only when TSval goes out.
+    if header.layout != Layout::MssOnly {
+        let now_ms = unsafe { bpf_ktime_get_ns() } / 1_000_000;
+        syn_ack::set_timestamps(&mut header, config, syn, now_ms);
     }
     match segment.family {
         Family::Ipv4 => {
             resize::<L2, { Ipv4Hdr::LEN }>(ctx, &header)?;
-            write_ipv4::<L2>(ctx, header.header_len())?;
+            write_ipv4::<L2>(ctx, header.header_len(), config.ttl)?;
             write_tcp::<L2, { Ipv4Hdr::LEN }, 4>(ctx, &header, IPV4_ADDRS)
         }
         Family::Ipv6 => {
             resize::<L2, { Ipv6Hdr::LEN }>(ctx, &header)?;
-            write_ipv6::<L2>(ctx, header.header_len())?;
+            write_ipv6::<L2>(ctx, header.header_len(), config.hop_limit)?;
             write_tcp::<L2, { Ipv6Hdr::LEN }, 16>(ctx, &header, IPV6_ADDRS)
         }
     }?;
@@ -119,7 +115,7 @@ fn swap_macs(ctx: &XdpContext) -> Result<(), NoRoom> {
 /// SYN-ACKs (RFC 6864 4.1: the ID of an atomic datagram has no meaning), addresses
 /// swapped, a fresh checksum.
 #[inline(always)]
-fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize) -> Result<(), NoRoom> {
+fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize, ttl: u8) -> Result<(), NoRoom> {
     let ip = unsafe { &mut *ptr_at::<[u8; Ipv4Hdr::LEN]>(ctx, L2).ok_or(NoRoom)? };
     let client = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     let server = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
@@ -130,7 +126,7 @@ fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize) -> Result<(), N
     ip[2..4].copy_from_slice(&((Ipv4Hdr::LEN + tcp_len) as u16).to_be_bytes());
     ip[4..6].copy_from_slice(&[0, 0]);
     ip[6..8].copy_from_slice(&DONT_FRAGMENT.to_be_bytes());
-    ip[8] = TTL;
+    ip[8] = ttl;
     ip[9] = IPPROTO_TCP;
     ip[10..12].copy_from_slice(&[0, 0]);
     let sum = checksum::ipv4_header(ip);
@@ -138,16 +134,22 @@ fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize) -> Result<(), N
     Ok(())
 }
 
-/// The IPv6 header rewritten in place: traffic class and flow label 0, addresses swapped.
+/// The IPv6 header rewritten in place: traffic class and flow label 0 (README names the
+/// flow label as a difference: the kernel's automatic label hashes the flow with a secret),
+/// addresses swapped.
 #[inline(always)]
-fn write_ipv6<const L2: usize>(ctx: &XdpContext, tcp_len: usize) -> Result<(), NoRoom> {
+fn write_ipv6<const L2: usize>(
+    ctx: &XdpContext,
+    tcp_len: usize,
+    hop_limit: u8,
+) -> Result<(), NoRoom> {
     // As eight-byte words: the first holds version to hop limit, then two per address.
     let ip = unsafe { &mut *ptr_at::<[u64; Ipv6Hdr::LEN / 8]>(ctx, L2).ok_or(NoRoom)? };
     let mut first = [0u8; 8];
     first[0] = 0x60;
     first[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
     first[6] = IPPROTO_TCP;
-    first[7] = TTL;
+    first[7] = hop_limit;
     let client = [ip[1], ip[2]];
     *ip = [u64::from_ne_bytes(first), ip[3], ip[4], client[0], client[1]];
     Ok(())

@@ -1,7 +1,8 @@
-//! Reading the SYN's TCP options from the packet (timestamps mode only).
+//! Reading the SYN's TCP options from the packet: for the timestamps the SYN-ACK may
+//! carry, and for options only the kernel can answer (TCP-MD5, TCP-AO, MPTCP).
 //!
-//! Linux's layout is read straight from the packet at a constant offset: no helper call.
-//! Any other layout is walked one option per `bpf_loop` callback: a plain loop over up to
+//! No options, MSS alone and Linux's layout are read straight from the packet at a
+//! constant offset: no helper call. Any other layout is walked one option per `bpf_loop` callback: a plain loop over up to
 //! 40 bytes of options had the verifier walk every layout path and stop at its
 //! million-instruction limit; a callback is verified as one step.
 
@@ -14,7 +15,7 @@ use aya_ebpf::{
 };
 use handshake_common::{
     syn_options::{self, LINUX_LEN, SynOptions, Walk},
-    tcp::{HEADER_LEN, MAX_OPTIONS_LEN},
+    tcp::{HEADER_LEN, MAX_OPTIONS_LEN, OPT_MSS},
 };
 
 use crate::headers::ptr_at;
@@ -30,6 +31,18 @@ struct OptionsWalk {
 
 #[inline(always)]
 pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
+    if tcp_header_len == HEADER_LEN {
+        return SynOptions::default();
+    }
+    if tcp_header_len == HEADER_LEN + 4
+        && let Some(mss) = ptr_at::<[u8; 4]>(ctx, tcp_offset + HEADER_LEN)
+        && let [OPT_MSS, 4, high, low] = unsafe { *mss }
+    {
+        return SynOptions {
+            mss: u16::from_be_bytes([high, low]),
+            ..SynOptions::default()
+        };
+    }
     if tcp_header_len == HEADER_LEN + LINUX_LEN
         && let Some(options) = ptr_at::<[u8; LINUX_LEN]>(ctx, tcp_offset + HEADER_LEN)
         && let Some(parsed) = syn_options::parse_linux(unsafe { &*options })

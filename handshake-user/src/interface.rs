@@ -44,9 +44,32 @@ fn ioctl(iface: &str, request_code: libc::Ioctl, what: &str) -> anyhow::Result<l
 
 /// The interface's MAC address (SIOCGIFHWADDR in the calling thread's namespace).
 pub fn mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    Ok(hardware_address(iface)?.1)
+}
+
+/// The MAC of an Ethernet interface, refusing any other kind: the XDP program reads an
+/// Ethernet header and answers to its source MAC. On loopback every local connection
+/// would be answered by a program that cannot route it back; on a layer-3 device (tun,
+/// wireguard, ppp) frames start with the IP header and nothing would be protected.
+pub fn ethernet_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    let (kind, mac) = hardware_address(iface)?;
+    match kind {
+        libc::ARPHRD_ETHER => Ok(mac),
+        libc::ARPHRD_LOOPBACK => bail!(
+            "{iface} is the loopback interface: handshake protects what arrives from the network; local clients reach the kernel directly and need no cookies"
+        ),
+        other => bail!(
+            "{iface} is not an Ethernet interface (ARPHRD {other}): handshake reads Ethernet frames; attach it to the Ethernet interface the traffic arrives on"
+        ),
+    }
+}
+
+/// The link type (ARPHRD_*) and the first six bytes of the hardware address.
+fn hardware_address(iface: &str) -> anyhow::Result<(u16, [u8; 6])> {
     let request = ioctl(iface, libc::SIOCGIFHWADDR, "MAC address")?;
-    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
-    Ok(std::array::from_fn(|i| data[i] as u8))
+    let address = unsafe { request.ifr_ifru.ifru_hwaddr };
+    let mac = std::array::from_fn(|i| address.sa_data[i] as u8);
+    Ok((address.sa_family, mac))
 }
 
 /// The XDP program attached to `iface`, as "id N, name X", from `ip -details -json link`

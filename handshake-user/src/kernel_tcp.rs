@@ -6,7 +6,7 @@ use std::{fs, io, os::fd::AsRawFd as _, thread};
 
 use anyhow::{Context as _, bail};
 use handshake_common::{
-    config::{Config, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
+    config::{Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
     tcp::MAX_WSCALE,
 };
 
@@ -16,6 +16,8 @@ pub struct KernelTcp {
     pub timestamps: u32,
     pub sack: bool,
     pub window_scaling: bool,
+    /// `net.ipv4.ip_default_ttl`.
+    pub ttl: u8,
     /// The window scale `tcp_select_initial_window` picks for an accepted socket.
     pub wscale: u8,
     /// Where `net.core.rmem_max` came from: this namespace, or the host-wide value.
@@ -98,6 +100,7 @@ impl KernelTcp {
             timestamps: read_u32("net.ipv4.tcp_timestamps")?,
             sack: read_u32("net.ipv4.tcp_sack")? != 0,
             window_scaling: read_u32("net.ipv4.tcp_window_scaling")? != 0,
+            ttl: read_u32("net.ipv4.ip_default_ttl")?.clamp(1, 255) as u8,
             wscale: initial_wscale(tcp_rmem_max.max(rmem_max.value())),
             rmem_max,
         })
@@ -127,8 +130,10 @@ impl KernelTcp {
             mss_ipv6,
             wscale: self.wscale,
             flags,
-            mode: 0,
-            _pad: 0,
+            ttl: self.ttl,
+            hop_limit: DEFAULT_HOP_LIMIT,
+            flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
+            ..Config::default()
         })
     }
 
@@ -159,6 +164,26 @@ impl KernelTcp {
     }
 }
 
+/// `IPV6_DEFAULT_HOPLIMIT`: what an interface's `hop_limit` starts as.
+const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// `net.ipv6.conf.IF.hop_limit`, the hop limit of what the kernel sends out of `iface`
+/// (`ip6_dst_hoplimit`). Read by path: an interface name may hold dots (`eth0.100`).
+/// Where IPv6 is off on the host there is no such file, and no IPv6 SYN to answer.
+pub fn ipv6_hop_limit(iface: &str) -> anyhow::Result<u8> {
+    let path = format!("/proc/sys/net/ipv6/conf/{iface}/hop_limit");
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(DEFAULT_HOP_LIMIT),
+        Err(error) => return Err(anyhow::Error::from(error).context(format!("reading {path} failed"))),
+    };
+    let hop_limit: u32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{path} holds {text:?}, not a number"))?;
+    Ok(hop_limit.clamp(1, 255) as u8)
+}
+
 /// `tcp_select_initial_window` (net/ipv4/tcp_output.c): the scale that lets the largest
 /// receive buffer (max of tcp_rmem[2] and rmem_max) fit a 16-bit window, at most 14.
 pub fn initial_wscale(space: u32) -> u8 {
@@ -185,6 +210,7 @@ mod tests {
             timestamps: 1,
             sack: true,
             window_scaling: true,
+            ttl: 64,
             wscale: 10,
             rmem_max: RmemMax::Namespace(DEFAULT_RMEM_MAX),
         };
@@ -208,8 +234,10 @@ mod tests {
                 mss_ipv6: 1440,
                 wscale: 10,
                 flags: 7,
-                mode: 0,
-                _pad: 0
+                ttl: 64,
+                hop_limit: 64,
+                flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
+                ..Config::default()
             }
         );
     }

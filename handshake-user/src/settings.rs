@@ -3,7 +3,12 @@
 
 use handshake_common::config::Config;
 
-use crate::{interface, kernel_tcp::KernelTcp, loader::Mode, mss};
+use crate::{
+    interface,
+    kernel_tcp::{self, KernelTcp},
+    loader::Mode,
+    mss,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -20,8 +25,13 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<(Config, KernelTcp)> {
         let mtu = interface::mtu(&self.iface)?;
         let (mss_ipv4, mss_ipv6) = mss::choose(&self.iface, mtu, self.mss)?;
+        let mac = interface::ethernet_mac(&self.iface)?;
         let kernel = KernelTcp::read()?;
-        let config = kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?;
+        let config = Config {
+            mac,
+            hop_limit: kernel_tcp::ipv6_hop_limit(&self.iface)?,
+            ..kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?
+        };
         Ok((config, kernel))
     }
 }

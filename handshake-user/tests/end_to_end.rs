@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpStream},
+    net::{IpAddr, SocketAddr},
     os::fd::AsRawFd,
     time::Duration,
 };
@@ -157,7 +157,7 @@ fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
             n,
             &Negotiated {
                 options: all,
-                snd_wscale: bed.wscale
+                snd_wscale: bed.config.wscale
             }
         );
     }
@@ -196,29 +196,86 @@ fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
     );
 }
 
-#[test]
-fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
-    const FORGED: u64 = 200;
-    let bed = common::protected::protect("2", "1", false);
-    // One real handshake first: the listener has now issued a cookie, which is when the
-    // kernel would check (and RST) cookie ACKs.
-    connect_both_families(&bed.lab, 16);
-    let before = bed.handshake.counters().unwrap();
-    let kernel_before = kernel_counters(&bed.lab);
+/// Pins the calling thread to CPU 0. XDP on a veth runs on the CPU that sent the frame
+/// into it, and the flood state is per CPU: the handshakes that make a flood and the ACKs
+/// that ask about it must meet on one CPU.
+fn pin_to_cpu_0() {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(0, &mut set) };
+    let result = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(result, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+}
 
-    let frames = packet::forged_acks(
+fn forged_acks() -> Vec<Vec<u8>> {
+    packet::forged_acks(
         FORGED,
         PORT,
         (CLIENT_V4.octets(), SERVER_V4.octets()),
         (CLIENT_V6.octets(), SERVER_V6.octets()),
+    )
+}
+
+const FORGED: u64 = 200;
+
+#[test]
+fn stray_acks_outside_a_flood_draw_the_kernels_rst() {
+    let bed = common::protected::protect("2", "1", false);
+    // One real handshake first: the listener has now issued a cookie, which is when the
+    // kernel checks cookie ACKs (and RSTs those that fail).
+    connect_both_families(&bed.lab, 16);
+    let before = bed.handshake.counters().unwrap();
+    let kernel_before = kernel_counters(&bed.lab);
+
+    common::raw::send_frames(&bed.lab, forged_acks());
+    // What the client waits for: the kernel's RST, well within a second.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let counted = bed.handshake.counters().unwrap().since(&before);
+    assert_eq!(
+        [Counter::AckPassedNoFlood, Counter::AckDroppedForged, Counter::AckValidated]
+            .map(|counter| counted.get(counter)),
+        [FORGED, 0, 0],
+        "AckPassedNoFlood, AckDroppedForged, AckValidated"
     );
-    common::raw::send_frames(&bed.lab, frames);
+    let kernel_after = kernel_counters(&bed.lab);
+    // The kernel checked each as a cookie, refused it and answered with a RST, as it does
+    // without handshake.
+    assert_eq!(
+        [2, 3].map(|i| kernel_after[i] - kernel_before[i]),
+        [FORGED, FORGED],
+        "SyncookiesFailed, OutRsts"
+    );
+}
+
+#[test]
+fn forged_acks_during_a_flood_are_dropped_at_xdp_and_draw_no_rst() {
+    let mut bed = common::protected::protect("2", "1", false);
+    // A flood, scaled down: 20 SYN-ACKs a second on one CPU (40 real handshakes make it).
+    bed.reconfigure(|config| config.flood_syn_acks = 20);
+    let lab = &bed.lab;
+    let frames = forged_acks();
+    let before = bed.handshake.counters().unwrap();
+    let kernel_before = kernel_counters(lab);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                pin_to_cpu_0();
+                connect_both_families(lab, 16);
+                common::raw::send_frames(lab, frames);
+            })
+            .join()
+            .unwrap();
+    });
     std::thread::sleep(Duration::from_millis(200));
 
     let counted = bed.handshake.counters().unwrap().since(&before);
-    assert_eq!(counted.get(Counter::AckDroppedForged), FORGED);
-    assert_eq!(counted.get(Counter::AckValidated), 0);
-    let kernel_after = kernel_counters(&bed.lab);
+    assert_eq!(
+        [Counter::AckDroppedForged, Counter::AckPassedNoFlood]
+            .map(|counter| counted.get(counter)),
+        [FORGED, 0],
+        "AckDroppedForged, AckPassedNoFlood"
+    );
+    let kernel_after = kernel_counters(lab);
     // No cookie failure and no RST: the kernel never saw them.
     assert_eq!(
         [2, 3].map(|i| kernel_after[i] - kernel_before[i]),
@@ -226,5 +283,5 @@ fn forged_acks_are_dropped_at_xdp_and_draw_no_rst() {
         "SyncookiesFailed, OutRsts"
     );
     // Real connections still complete.
-    connect_both_families(&bed.lab, 16);
+    connect_both_families(lab, 16);
 }

@@ -99,20 +99,62 @@ fn timestamps_mode_without_client_timestamps_sends_mss_only() {
 }
 
 #[test]
-fn ipv4_options_are_not_echoed() {
+fn syns_only_the_kernel_can_answer_pass_untouched() {
     with_bed("2", false, |bed| {
-        // IHL 6: one 4-byte option word of NOPs then EOL.
-        let syn = packet::ipv4(
+        // IHL 6: one 4-byte option word of NOPs then EOL. The kernel echoes IPv4 options
+        // in its SYN-ACK (or refuses source routes); ours would carry none.
+        let ip_options = packet::ipv4(
             CLIENT,
             SERVER,
             &[1, 1, 1, 0],
             &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460),
         );
-        let outcome = bed.run(&syn);
+        assert_passed_untouched(bed, &ip_options, Counter::SynPassedKernelOnly);
+        // TCP-MD5 (a BGP peer's SYN), TCP-AO and MPTCP's MP_CAPABLE, each after MSS.
+        let mut md5 = [0u8; 24];
+        md5[..6].copy_from_slice(&[2, 4, 5, 0xb4, 19, 18]);
+        let ao = [2, 4, 5, 0xb4, 29, 4, 1, 2];
+        let mptcp = [2, 4, 5, 0xb4, 30, 12, 0, 0x81, 0, 0, 0, 0, 0, 0, 0, 0];
+        for options in [&md5[..], &ao[..], &mptcp[..]] {
+            // Padded with EOL to a word.
+            let mut padded = options.to_vec();
+            padded.resize(options.len().div_ceil(4) * 4, 0);
+            assert_passed_untouched(bed, &syn_v4(&padded), Counter::SynPassedKernelOnly);
+        }
+    });
+}
+
+#[test]
+fn syns_for_another_host_pass_untouched() {
+    with_bed("2", false, |bed| {
+        // A neighbour's MAC, as a promiscuous port or a bridge member sees it.
+        let mut syn = syn_v4(&MSS_1460);
+        syn[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+        assert_passed_untouched(bed, &syn, Counter::SynPassedNotForHost);
+    });
+}
+
+#[test]
+fn stray_acks_pass_outside_a_flood_and_drop_during_one() {
+    with_bed("2", false, |bed| {
+        // The flood state is per CPU: keep every run on one.
+        let mut cpu_0: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(0, &mut cpu_0) };
+        assert_eq!(
+            unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &cpu_0) },
+            0
+        );
+        // No SYN-ACK sent yet: a stray ACK goes to the kernel, which RSTs it.
+        bed.reconfigure(|config| config.flood_syn_acks = 1000);
+        let stray = third_ack_v4(0x1234_5678);
+        assert_passed_untouched(bed, &stray, Counter::AckPassedNoFlood);
+        // Counted as a flood from the first SYN-ACK on.
+        bed.reconfigure(|config| config.flood_syn_acks = 1);
+        let outcome = bed.run(&syn_v4(&MSS_1460));
         assert_eq!(outcome.verdict, XDP_TX);
-        let cookie = cookie_of(&outcome.output, 34);
-        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
-        assert_eq!(bed.run(&third_ack_v4(cookie)).verdict, XDP_PASS);
+        let outcome = bed.run(&stray);
+        assert_counted(&outcome, Counter::AckDroppedForged);
+        assert_eq!(outcome.verdict, XDP_DROP);
     });
 }
 

@@ -47,6 +47,15 @@ fn v6(source_port: u16, flags: u8) -> Vec<u8> {
     packet::ipv6(FORGER6, SERVER6, 64, &tcp)
 }
 
+/// A protected lab that counts every moment as a flood (`flood_syn_acks` 0): each ACK
+/// without a valid cookie here is forged, and must be dropped. (end_to_end.rs tests how a
+/// flood is told from none.)
+fn under_a_flood() -> Protected {
+    let mut bed = protect("2", "1", false);
+    bed.reconfigure(|config| config.flood_syn_acks = 0);
+    bed
+}
+
 /// One of every crafted case, with the counter it must move. `n` keeps ports apart.
 fn barrage_round(n: u16) -> Vec<(Vec<u8>, Counter)> {
     let port = |case: u16| 20000 + n * 64 + case;
@@ -167,7 +176,7 @@ fn under_fire(bed: &Protected, frames: Vec<Vec<u8>>) -> (handshake::counters::Sn
 #[test]
 fn barrage_of_crafted_frames_while_real_clients_connect() {
     const ROUNDS: u16 = 20;
-    let bed = protect("2", "1", false);
+    let bed = under_a_flood();
     let cases: Vec<_> = (0..ROUNDS).flat_map(barrage_round).collect();
     let expected = |counter: Counter| cases.iter().filter(|(_, c)| *c == counter).count() as u64;
     let frames = cases.iter().map(|(frame, _)| frame.clone()).collect();
@@ -204,7 +213,7 @@ fn barrage_of_crafted_frames_while_real_clients_connect() {
 #[test]
 fn forged_ack_flood_while_real_clients_connect() {
     const FORGED: u64 = 20_000;
-    let bed = protect("2", "1", false);
+    let bed = under_a_flood();
     let frames = packet::forged_acks(FORGED, PORT, (FORGER, SERVER), (FORGER6, SERVER6));
     let (counted, kernel) = under_fire(&bed, frames);
     assert_eq!(counted.get(Counter::AckDroppedForged), FORGED);

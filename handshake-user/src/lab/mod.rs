@@ -15,9 +15,11 @@ use std::{
 use anyhow::{Context as _, bail};
 
 pub use self::netns::run_in;
+use handshake_common::config::Config;
+
 use crate::{
-    kernel_tcp::KernelTcp,
     loader::{Handshake, Mode},
+    settings::Settings,
 };
 
 pub const SERVER_IFACE: &str = "hs-server";
@@ -138,14 +140,21 @@ impl Lab {
         &self,
         port: u16,
         timestamps_mode: bool,
-    ) -> anyhow::Result<(Handshake, u8)> {
+    ) -> anyhow::Result<(Handshake, Config)> {
         run_in(&self.server, move || {
-            let kernel = KernelTcp::read()?;
+            let settings = Settings {
+                iface: SERVER_IFACE.to_owned(),
+                ports: vec![port],
+                mode: Mode::Native,
+                mss: None,
+                timestamps: timestamps_mode,
+            };
+            let (config, _) = settings.validate()?;
             let mut handshake = Handshake::load()?;
-            handshake.set_config(&kernel.config(1460, 1440, timestamps_mode)?)?;
+            handshake.set_config(&config)?;
             handshake.set_ports(&[port])?;
             handshake.attach(SERVER_IFACE, Mode::Native)?;
-            Ok((handshake, kernel.wscale))
+            Ok((handshake, config))
         })?
     }
 

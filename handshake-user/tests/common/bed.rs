@@ -9,7 +9,10 @@ use handshake::{
     lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo::EchoServer, run_in},
     loader::Handshake,
 };
-use handshake_common::counters::{ALL, Counter};
+use handshake_common::{
+    config::Config,
+    counters::{ALL, Counter},
+};
 
 use super::packet::{self, ACK, SYN, Tcp};
 
@@ -30,6 +33,8 @@ pub const SERVER6: [u8; 16] = SERVER_V6.octets();
 
 pub struct Bed {
     pub handshake: Handshake,
+    /// What the program was configured with; `reconfigure` changes it.
+    pub config: Config,
     pub wscale: u8,
 }
 
@@ -40,6 +45,11 @@ pub struct Outcome {
 }
 
 impl Bed {
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) {
+        change(&mut self.config);
+        self.handshake.set_config(&self.config).unwrap();
+    }
+
     pub fn run(&mut self, input: &[u8]) -> Outcome {
         let before = self.handshake.counters().unwrap();
         let mut output = vec![0u8; input.len() + 64];
@@ -99,12 +109,17 @@ pub fn with_bed(
     let result = run_in(&lab.server, move || {
         let kernel = KernelTcp::read().unwrap();
         let mut handshake = Handshake::load().unwrap();
-        handshake
-            .set_config(&kernel.config(1460, 1440, timestamps).unwrap())
-            .unwrap();
+        let config = Config {
+            mac: packet::SERVER_MAC,
+            // Every ACK without a valid cookie is forged here; `stray_acks_*` sets its own.
+            flood_syn_acks: 0,
+            ..kernel.config(1460, 1440, timestamps).unwrap()
+        };
+        handshake.set_config(&config).unwrap();
         handshake.set_ports(&[PROTECTED, NO_LISTENER]).unwrap();
         test(&mut Bed {
             handshake,
+            config,
             wscale: kernel.wscale,
         });
     });

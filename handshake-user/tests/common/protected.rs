@@ -2,6 +2,7 @@
 //! native XDP mode on the server's veth (with a pass-through program on the client's, so
 //! that XDP_TX frames arrive).
 
+use handshake_common::config::Config;
 use handshake::{
     lab::{CLIENT_IFACE, Lab, echo::EchoServer, run_in},
     loader::{Handshake, PassThrough},
@@ -12,8 +13,8 @@ pub const PORT: u16 = 8080;
 pub struct Protected {
     pub lab: Lab,
     pub handshake: Handshake,
-    /// The window scale the server's kernel uses, as the loader computed it.
-    pub wscale: u8,
+    /// What the loader configured; `wscale` is the window scale the server's kernel uses.
+    pub config: Config,
     _peer: PassThrough,
     _server: EchoServer,
 }
@@ -30,12 +31,19 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
     let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
         .unwrap()
         .unwrap();
-    let (handshake, wscale) = lab.attach_handshake(PORT, timestamps_mode).unwrap();
+    let (handshake, config) = lab.attach_handshake(PORT, timestamps_mode).unwrap();
     Protected {
         lab,
         handshake,
-        wscale,
+        config,
         _peer: peer,
         _server: server,
+    }
+}
+
+impl Protected {
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) {
+        change(&mut self.config);
+        self.handshake.set_config(&self.config).unwrap();
     }
 }

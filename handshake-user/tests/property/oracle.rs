@@ -5,7 +5,7 @@ use handshake_common::counters::Counter;
 
 use crate::common::{
     bed::{NO_LISTENER, PROTECTED},
-    packet::checksum,
+    packet::{SERVER_MAC, checksum},
 };
 
 pub struct Segment {
@@ -22,6 +22,10 @@ pub struct Segment {
     /// Where the IP header says the segment ends.
     pub segment_end: usize,
     pub checksums_ok: bool,
+    /// The IPv4 header carries options.
+    pub ip_options: bool,
+    /// The TCP options.
+    pub options: Vec<u8>,
 }
 
 pub enum Parsed {
@@ -67,7 +71,14 @@ fn ipv4(frame: &[u8], l2: usize) -> Parsed {
     }
     let header_ok = checksum(&frame[l2..l2 + ihl]) == 0;
     let addresses = frame[l2 + 12..l2 + 20].to_vec();
-    tcp(frame, l2, l2 + ihl, total - ihl, addresses, header_ok)
+    let parsed = tcp(frame, l2, l2 + ihl, total - ihl, addresses, header_ok);
+    match parsed {
+        Parsed::Tcp(segment) => Parsed::Tcp(Segment {
+            ip_options: ihl > 20,
+            ..segment
+        }),
+        other => other,
+    }
 }
 
 fn ipv6(frame: &[u8], l2: usize) -> Parsed {
@@ -119,6 +130,8 @@ fn tcp(
         payload_len: len - header_len,
         segment_end: at + len,
         checksums_ok: header_ok && checksum(&summed) == 0,
+        ip_options: false,
+        options: frame[at + 20..at + header_len].to_vec(),
     })
 }
 
@@ -138,6 +151,32 @@ fn martian(src: &[u8], dst: &[u8]) -> bool {
     bad(src) || bad(dst) || mapped
 }
 
+/// Whether the kernel's option walk (`tcp_parse_options`: EOL ends it, NOP is one byte,
+/// a size below 2 or past the end stops it) meets TCP-MD5 (19), TCP-AO (29) or MPTCP (30).
+fn kernel_only_option(options: &[u8]) -> bool {
+    let mut at = 0;
+    while at < options.len() {
+        match options[at] {
+            0 => return false,
+            1 => at += 1,
+            kind => {
+                let Some(&size) = options.get(at + 1) else {
+                    return false;
+                };
+                let size = usize::from(size);
+                if size < 2 || at + size > options.len() {
+                    return false;
+                }
+                if matches!(kind, 19 | 29 | 30) {
+                    return true;
+                }
+                at += size;
+            }
+        }
+    }
+    false
+}
+
 /// The one counter `frame` must move, in a namespace with a listener on PROTECTED,
 /// PROTECTED and NO_LISTENER protected, and `tcp_syncookies=2`.
 pub fn expect(frame: &[u8]) -> Counter {
@@ -155,12 +194,18 @@ pub fn expect(frame: &[u8]) -> Counter {
             if frame[0] & 1 != 0 || segment.source_port == 0 || martian(&segment.src, &segment.dst)
             {
                 Counter::SynDroppedInvalid
+            } else if frame[..6] != SERVER_MAC {
+                Counter::SynPassedNotForHost
+            } else if segment.ip_options {
+                Counter::SynPassedKernelOnly
             } else if !listener {
                 Counter::SynPassedNoListener
             } else if !segment.checksums_ok {
                 Counter::SynPassedBadChecksum
             } else if segment.segment_end - segment.header_len > 1536 {
                 Counter::SynPassedError
+            } else if kernel_only_option(&segment.options) {
+                Counter::SynPassedKernelOnly
             } else {
                 Counter::SynAckSent
             }
