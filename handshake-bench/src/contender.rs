@@ -77,6 +77,9 @@ pub fn set_up(lab: &Lab, contender: Contender) -> anyhow::Result<Setup<'_>> {
         "net.ipv4.tcp_syncookies",
         contender.syncookies(),
     )?;
+    // Every contender alike: with tcp_timestamps=1 handshake leaves SYNs that offer
+    // timestamps (the real clients') to the kernel, whose TSval it cannot write.
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")?;
     Ok(match contender {
         Contender::Kernel1 | Contender::Kernel2 => Setup::Pass {
             _pass: pass_through(lab)?,

@@ -16,7 +16,6 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
-use handshake_common::config::Config;
 use handshake::{
     XDP_OBJECT,
     kernel_tcp::KernelTcp,
@@ -24,6 +23,7 @@ use handshake::{
     loader::{Handshake, PASS_PROGRAM},
 };
 use handshake_bench::flood::FLOOD_OBJECT;
+use handshake_common::config::{Config, FLAG_TIMESTAMPS};
 
 use super::{
     frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment},
@@ -64,10 +64,18 @@ struct Programs {
 
 fn load() -> anyhow::Result<Programs> {
     let kernel = KernelTcp::read()?;
+    // Measured under tcp_timestamps=2; the MSS-only program is configured as under 0.
     let config = |timestamps| -> anyhow::Result<Config> {
+        let config = kernel.config(1460, 1440, timestamps)?;
+        let flags = if timestamps {
+            config.flags
+        } else {
+            config.flags & !FLAG_TIMESTAMPS
+        };
         Ok(Config {
             mac: frames::SERVER_MAC,
-            ..kernel.config(1460, 1440, timestamps)?
+            flags,
+            ..config
         })
     };
     let mut handshake = Handshake::load()?;

@@ -1,13 +1,17 @@
 //! The settings the loader writes into the `CONFIG` map and the XDP program reads per SYN.
 
-/// Answer with TS, SACK_PERM and WS options (only correct with `net.ipv4.tcp_timestamps=2`,
-/// see `syn_ack::cookie_tsval`).
+/// `net.ipv4.tcp_timestamps=2`: answer a SYN that offers TS with TS, SACK_PERM and WS, as
+/// the kernel's own cookie SYN-ACK does (see `syn_ack::cookie_tsval`).
 pub const FLAG_TIMESTAMPS: u8 = 1 << 0;
 /// `net.ipv4.tcp_sack` is on: the kernel refuses a cookie ACK whose TSecr claims SACK
 /// when it is off (`cookie_timestamp_decode`), so SACK is only offered when this is set.
 pub const FLAG_SACK: u8 = 1 << 1;
 /// `net.ipv4.tcp_window_scaling` is on: likewise for window scaling.
 pub const FLAG_WSCALE: u8 = 1 << 2;
+/// `net.ipv4.tcp_timestamps=1`: the kernel's TSval for a SYN that offers TS carries a
+/// per-connection secret offset (`secure_tcp_ts_off`) no program can compute, so such a
+/// SYN is the kernel's to answer.
+pub const FLAG_TS_TO_KERNEL: u8 = 1 << 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +61,10 @@ impl Config {
 
     pub const fn window_scaling(&self) -> bool {
         self.flags & FLAG_WSCALE != 0
+    }
+
+    pub const fn timestamps_to_kernel(&self) -> bool {
+        self.flags & FLAG_TS_TO_KERNEL != 0
     }
 }
 

@@ -35,8 +35,9 @@ pub enum Counter {
     /// PACKET_OTHERHOST frames and forwards or drops the rest; it would never answer them.
     SynPassedNotForHost,
     /// A SYN only the kernel can answer exactly: IPv4 options (source routes are the
-    /// kernel's to refuse, `ip_rcv_options`), or TCP-MD5, TCP-AO or MPTCP options (signed,
-    /// or answered with options handshake does not speak). Passed untouched.
+    /// kernel's to refuse, `ip_rcv_options`), TCP-MD5, TCP-AO or MPTCP options (signed,
+    /// or answered with options handshake does not speak), or timestamps while
+    /// `tcp_timestamps=1` (the kernel's TSval holds a secret offset). Passed untouched.
     SynPassedKernelOnly,
     /// A third-packet ACK whose cookie the kernel validated: passed to the kernel.
     AckValidated,
@@ -140,7 +141,7 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
     (
         Counter::SynPassedKernelOnly,
         "syn_passed_kernel_only",
-        "SYNs passed for the kernel to answer: IPv4 options, TCP-MD5, TCP-AO or MPTCP",
+        "SYNs passed for the kernel to answer: IPv4 options, TCP-MD5, TCP-AO, MPTCP, or timestamps with tcp_timestamps=1",
     ),
     (
         Counter::AckValidated,

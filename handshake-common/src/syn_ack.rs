@@ -310,13 +310,19 @@ mod tests {
             flags: 0,
             ..ALL_FLAGS
         };
-        assert_eq!(answer(&off, &LINUX_SYN, 40, 1_000_063), syn_ack(Layout::MssOnly));
+        assert_eq!(
+            answer(&off, &LINUX_SYN, 40, 1_000_063),
+            syn_ack(Layout::MssOnly)
+        );
 
         let no_ts = SynOptions {
             saw_tstamp: false,
             ..LINUX_SYN
         };
-        assert_eq!(answer(&ALL_FLAGS, &no_ts, 40, 1_000_063), syn_ack(Layout::MssOnly));
+        assert_eq!(
+            answer(&ALL_FLAGS, &no_ts, 40, 1_000_063),
+            syn_ack(Layout::MssOnly)
+        );
 
         let no_sack_sysctl = Config {
             flags: FLAG_TIMESTAMPS | FLAG_WSCALE,

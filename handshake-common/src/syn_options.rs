@@ -47,12 +47,34 @@ pub fn parse(options: &[u8]) -> SynOptions {
 /// through [`parse_with`].
 #[inline(always)]
 pub fn parse_linux(options: &[u8; LINUX_LEN]) -> Option<SynOptions> {
-    let [mss_kind, mss_len, mss_high, mss_low, sack_kind, sack_len, ts_kind, ts_len, ..] = *options;
+    let [
+        mss_kind,
+        mss_len,
+        mss_high,
+        mss_low,
+        sack_kind,
+        sack_len,
+        ts_kind,
+        ts_len,
+        ..,
+    ] = *options;
     let [.., nop, ws_kind, ws_len, wscale] = *options;
     let layout = [
         mss_kind, mss_len, sack_kind, sack_len, ts_kind, ts_len, nop, ws_kind, ws_len,
     ];
-    if layout != [OPT_MSS, 4, OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10, OPT_NOP, OPT_WSCALE, 3] {
+    if layout
+        != [
+            OPT_MSS,
+            4,
+            OPT_SACK_PERM,
+            2,
+            OPT_TIMESTAMP,
+            10,
+            OPT_NOP,
+            OPT_WSCALE,
+            3,
+        ]
+    {
         return None;
     }
     let [_, _, _, _, _, _, _, _, t0, t1, t2, t3, ..] = *options;

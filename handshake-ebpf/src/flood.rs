@@ -37,8 +37,10 @@ pub fn on() -> bool {
     if threshold == 0 {
         return true;
     }
-    let (Some(window), Some(sent)) = (FLOOD_WINDOW.get_ptr_mut(0), maps::this_cpu(Counter::SynAckSent))
-    else {
+    let (Some(window), Some(sent)) = (
+        FLOOD_WINDOW.get_ptr_mut(0),
+        maps::this_cpu(Counter::SynAckSent),
+    ) else {
         return true;
     };
     let window = unsafe { &mut *window };

@@ -92,9 +92,8 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
 /// copy would be a `memmove` call).
 #[inline(always)]
 fn words(address: &[u8; 16]) -> [u32; 4] {
-    let word = |i: usize| {
-        u32::from_ne_bytes([address[i], address[i + 1], address[i + 2], address[i + 3]])
-    };
+    let word =
+        |i: usize| u32::from_ne_bytes([address[i], address[i + 1], address[i + 2], address[i + 3]]);
     [word(0), word(4), word(8), word(12)]
 }
 

@@ -66,7 +66,9 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
         return (xdp_action::XDP_PASS, counter);
     }
     let options = syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len);
-    if options.kernel_only {
+    // With tcp_timestamps=1 the kernel's TSval holds a secret offset: its SYN-ACK to a
+    // SYN that offers TS is one we cannot write.
+    if options.kernel_only || (options.saw_tstamp && config.timestamps_to_kernel()) {
         listener::release(sk);
         return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
     }

@@ -151,7 +151,13 @@ fn write_ipv6<const L2: usize>(
     first[6] = IPPROTO_TCP;
     first[7] = hop_limit;
     let client = [ip[1], ip[2]];
-    *ip = [u64::from_ne_bytes(first), ip[3], ip[4], client[0], client[1]];
+    *ip = [
+        u64::from_ne_bytes(first),
+        ip[3],
+        ip[4],
+        client[0],
+        client[1],
+    ];
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use std::{fs, io, os::fd::AsRawFd as _, thread};
 
 use anyhow::{Context as _, bail};
 use handshake_common::{
-    config::{Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
+    config::{
+        Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL, FLAG_WSCALE,
+    },
     tcp::MAX_WSCALE,
 };
 
@@ -106,19 +108,22 @@ impl KernelTcp {
         })
     }
 
-    /// The configuration the XDP program gets, refusing `--timestamps` where the kernel
-    /// would misread the options we hide in TSval.
+    /// The configuration the XDP program gets. Timestamps follow the sysctl: with 2 a
+    /// SYN that offers TS is answered with TS (as the kernel answers it), with 1 it goes to
+    /// the kernel, with 0 the kernel ignores TS and so do we. `--timestamps` asks for
+    /// answers with TS, so it is refused unless the sysctl allows them.
     pub fn config(&self, mss_ipv4: u16, mss_ipv6: u16, timestamps: bool) -> anyhow::Result<Config> {
-        let mut flags = 0;
-        if timestamps {
-            if self.timestamps != 2 {
-                bail!(
-                    "--timestamps needs net.ipv4.tcp_timestamps=2 (it is {}): with 1 the kernel offsets the echoed timestamp by a per-connection secret and decodes the options from it at random; run `sysctl -w net.ipv4.tcp_timestamps=2` or leave out --timestamps",
-                    self.timestamps
-                );
-            }
-            flags |= FLAG_TIMESTAMPS;
+        if timestamps && self.timestamps != 2 {
+            bail!(
+                "--timestamps needs net.ipv4.tcp_timestamps=2 (it is {}): with 1 the kernel offsets the echoed timestamp by a per-connection secret and decodes the options from it at random; run `sysctl -w net.ipv4.tcp_timestamps=2` or leave out --timestamps",
+                self.timestamps
+            );
         }
+        let mut flags = match self.timestamps {
+            0 => 0,
+            2 => FLAG_TIMESTAMPS,
+            _ => FLAG_TS_TO_KERNEL,
+        };
         if self.sack {
             flags |= FLAG_SACK;
         }
@@ -146,13 +151,16 @@ impl KernelTcp {
             other => format!("tcp_syncookies={other}: unknown value"),
         };
         let timestamps = match self.timestamps {
-            2 => "tcp_timestamps=2: --timestamps can carry window scaling and SACK in cookie SYN-ACKs".to_owned(),
+            0 => "tcp_timestamps=0: cookie SYN-ACKs carry MSS only, as the kernel's do".to_owned(),
+            2 => "tcp_timestamps=2: SYNs with timestamps get them back, with window scaling and SACK, as from the kernel".to_owned(),
             other => format!(
-                "tcp_timestamps={other}: cookie SYN-ACKs carry MSS only (no window scaling or SACK for those connections); tcp_timestamps=2 allows --timestamps"
+                "tcp_timestamps={other}: SYNs with timestamps (most clients' real SYNs) go to the kernel, whose timestamps carry a secret offset handshake cannot compute; set net.ipv4.tcp_timestamps=2 to have handshake answer them"
             ),
         };
         let rmem_max = match self.rmem_max {
-            RmemMax::Namespace(value) => format!("net.core.rmem_max={value} (this network namespace)"),
+            RmemMax::Namespace(value) => {
+                format!("net.core.rmem_max={value} (this network namespace)")
+            }
             RmemMax::HostWide(value) => format!(
                 "net.core.rmem_max={value}: the host-wide value, which this kernel uses in every network namespace"
             ),
@@ -175,7 +183,9 @@ pub fn ipv6_hop_limit(iface: &str) -> anyhow::Result<u8> {
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(DEFAULT_HOP_LIMIT),
-        Err(error) => return Err(anyhow::Error::from(error).context(format!("reading {path} failed"))),
+        Err(error) => {
+            return Err(anyhow::Error::from(error).context(format!("reading {path} failed")));
+        }
     };
     let hop_limit: u32 = text
         .trim()
@@ -220,7 +230,7 @@ mod tests {
             "{error}"
         );
         let config = kernel.config(1460, 1440, false).unwrap();
-        assert_eq!(config.flags, FLAG_SACK | FLAG_WSCALE);
+        assert_eq!(config.flags, FLAG_TS_TO_KERNEL | FLAG_SACK | FLAG_WSCALE);
         let config = KernelTcp {
             timestamps: 2,
             ..kernel

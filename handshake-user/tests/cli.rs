@@ -39,6 +39,9 @@ fn run_protects_until_sigterm_then_detaches() {
     let lab = Lab::create("cli").unwrap();
     lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
         .unwrap();
+    // Real clients offer timestamps: with 1 their SYNs are the kernel's to answer.
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
+        .unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let _peer = run_in(&lab.client, || {
         handshake::loader::PassThrough::attach(CLIENT_IFACE)

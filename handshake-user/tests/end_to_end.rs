@@ -33,8 +33,9 @@ struct Negotiated {
 
 /// Connects, sends `size` bytes, reads them back, and reports the negotiated options.
 fn echo(server: SocketAddr, size: usize) -> Negotiated {
-    let mut stream = echo::connect(server)
-        .unwrap_or_else(|error| panic!("connecting to {server} through handshake failed: {error:#}"));
+    let mut stream = echo::connect(server).unwrap_or_else(|error| {
+        panic!("connecting to {server} through handshake failed: {error:#}")
+    });
     let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let writer = {
         let mut stream = stream.try_clone().unwrap();
@@ -121,7 +122,8 @@ fn expect(sent: u64, validated: u64, no_cookie: u64) -> [(Counter, u64); 8] {
 
 #[test]
 fn connections_complete_through_xdp_cookies_on_ipv4_and_ipv6() {
-    let bed = common::protected::protect("2", "1", false);
+    // tcp_timestamps=0: the kernel's own cookie SYN-ACK carries MSS only, and so does ours.
+    let bed = common::protected::protect("2", "0", false);
     let kernel_before = kernel_counters(&bed.lab);
     let negotiated = connect_both_families(&bed.lab, 64);
     let counted = bed.handshake.counters().unwrap();
@@ -176,8 +178,40 @@ fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
 }
 
 #[test]
+fn with_tcp_timestamps_1_syns_offering_timestamps_are_the_kernels() {
+    let bed = common::protected::protect("2", "1", false);
+    let kernel_before = kernel_counters(&bed.lab);
+    let negotiated = connect_both_families(&bed.lab, 64);
+    let counted = bed.handshake.counters().unwrap();
+    let total = u64::from(2 * CONNECTIONS);
+    // Linux clients offer timestamps: every SYN went to the kernel, which answered with
+    // its own cookies (TSval with its secret offset) and accepted every third ACK.
+    assert_eq!(
+        [
+            Counter::SynPassedKernelOnly,
+            Counter::SynAckSent,
+            Counter::AckValidated
+        ]
+        .map(|counter| counted.get(counter)),
+        [total, 0, total],
+        "SynPassedKernelOnly, SynAckSent, AckValidated"
+    );
+    let kernel_after = kernel_counters(&bed.lab);
+    assert_eq!(
+        [0, 1, 2].map(|i| kernel_after[i] - kernel_before[i]),
+        [total, total, 0],
+        "SyncookiesRecv, SyncookiesSent, SyncookiesFailed"
+    );
+    let all = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
+    assert!(
+        negotiated.iter().all(|n| n.options == all),
+        "{negotiated:?}"
+    );
+}
+
+#[test]
 fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
-    let bed = common::protected::protect("1", "1", false);
+    let bed = common::protected::protect("1", "2", false);
     let negotiated = connect_both_families(&bed.lab, 64);
     let counted = bed.handshake.counters().unwrap();
     let total = u64::from(2 * CONNECTIONS);
@@ -203,7 +237,12 @@ fn pin_to_cpu_0() {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     unsafe { libc::CPU_SET(0, &mut set) };
     let result = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(result, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        result,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn forged_acks() -> Vec<Vec<u8>> {
@@ -232,8 +271,12 @@ fn stray_acks_outside_a_flood_draw_the_kernels_rst() {
 
     let counted = bed.handshake.counters().unwrap().since(&before);
     assert_eq!(
-        [Counter::AckPassedNoFlood, Counter::AckDroppedForged, Counter::AckValidated]
-            .map(|counter| counted.get(counter)),
+        [
+            Counter::AckPassedNoFlood,
+            Counter::AckDroppedForged,
+            Counter::AckValidated
+        ]
+        .map(|counter| counted.get(counter)),
         [FORGED, 0, 0],
         "AckPassedNoFlood, AckDroppedForged, AckValidated"
     );
@@ -249,7 +292,7 @@ fn stray_acks_outside_a_flood_draw_the_kernels_rst() {
 
 #[test]
 fn forged_acks_during_a_flood_are_dropped_at_xdp_and_draw_no_rst() {
-    let mut bed = common::protected::protect("2", "1", false);
+    let mut bed = common::protected::protect("2", "2", false);
     // A flood, scaled down: 20 SYN-ACKs a second on one CPU (40 real handshakes make it).
     bed.reconfigure(|config| config.flood_syn_acks = 20);
     let lab = &bed.lab;
@@ -270,8 +313,7 @@ fn forged_acks_during_a_flood_are_dropped_at_xdp_and_draw_no_rst() {
 
     let counted = bed.handshake.counters().unwrap().since(&before);
     assert_eq!(
-        [Counter::AckDroppedForged, Counter::AckPassedNoFlood]
-            .map(|counter| counted.get(counter)),
+        [Counter::AckDroppedForged, Counter::AckPassedNoFlood].map(|counter| counted.get(counter)),
         [FORGED, 0],
         "AckDroppedForged, AckPassedNoFlood"
     );

@@ -13,7 +13,7 @@ use common::{
     packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp},
 };
 use handshake::lab::SERVER_V4;
-use handshake_common::counters::Counter;
+use handshake_common::{config::FLAG_TS_TO_KERNEL, counters::Counter};
 
 #[test]
 fn ipv4_syn_without_options_gets_mss_syn_ack_and_its_cookie_validates() {
@@ -39,7 +39,7 @@ fn ipv4_syn_without_options_gets_mss_syn_ack_and_its_cookie_validates() {
 }
 
 #[test]
-fn ipv4_syn_with_linux_options_gets_mss_only_without_timestamps_mode() {
+fn linux_syn_gets_mss_only_with_tcp_timestamps_0_and_goes_to_the_kernel_with_1() {
     with_bed("2", false, |bed| {
         let syn = syn_v4(&LINUX_SYN_OPTIONS);
         let outcome = bed.run(&syn);
@@ -49,6 +49,11 @@ fn ipv4_syn_with_linux_options_gets_mss_only_without_timestamps_mode() {
         assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
         assert_eq!(outcome.output.len(), syn.len() - 16);
         assert_eq!(bed.run(&third_ack_v4(cookie)).verdict, XDP_PASS);
+        // tcp_timestamps=1: the kernel's TSval would hold its secret offset.
+        bed.reconfigure(|config| config.flags |= FLAG_TS_TO_KERNEL);
+        assert_passed_untouched(bed, &syn, Counter::SynPassedKernelOnly);
+        // A SYN without timestamps is still answered.
+        assert_eq!(bed.run(&syn_v4(&MSS_1460)).verdict, XDP_TX);
     });
 }
 

@@ -51,7 +51,7 @@ fn v6(source_port: u16, flags: u8) -> Vec<u8> {
 /// without a valid cookie here is forged, and must be dropped. (end_to_end.rs tests how a
 /// flood is told from none.)
 fn under_a_flood() -> Protected {
-    let mut bed = protect("2", "1", false);
+    let mut bed = protect("2", "2", false);
     bed.reconfigure(|config| config.flood_syn_acks = 0);
     bed
 }

@@ -42,6 +42,9 @@ impl Bed {
         let lab = Lab::create("life").unwrap();
         lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
             .unwrap();
+        // Real clients offer timestamps: with 1 their SYNs are the kernel's to answer.
+        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
+            .unwrap();
         let servers = [8080, 8443]
             .map(|port| EchoServer::start(&lab.server, port).unwrap())
             .into();

@@ -13,10 +13,9 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-
-pub use self::netns::run_in;
 use handshake_common::config::Config;
 
+pub use self::netns::run_in;
 use crate::{
     loader::{Handshake, Mode},
     settings::Settings,

@@ -101,10 +101,11 @@ pub fn with_bed(
     let lab = Lab::create("golden").unwrap();
     lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", syncookies)
         .unwrap();
-    if timestamps {
-        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-            .unwrap();
-    }
+    // Timestamps follow the sysctl: 2 answers with them, 0 with MSS only (as the kernel
+    // does then). With 1 a SYN offering them is the kernel's (a test sets that itself).
+    let tcp_timestamps = if timestamps { "2" } else { "0" };
+    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", tcp_timestamps)
+        .unwrap();
     let _server = EchoServer::start(&lab.server, PROTECTED).unwrap();
     let result = run_in(&lab.server, move || {
         let kernel = KernelTcp::read().unwrap();

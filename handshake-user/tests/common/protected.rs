@@ -2,11 +2,11 @@
 //! native XDP mode on the server's veth (with a pass-through program on the client's, so
 //! that XDP_TX frames arrive).
 
-use handshake_common::config::Config;
 use handshake::{
     lab::{CLIENT_IFACE, Lab, echo::EchoServer, run_in},
     loader::{Handshake, PassThrough},
 };
+use handshake_common::config::Config;
 
 pub const PORT: u16 = 8080;
 
