@@ -10,7 +10,7 @@
 
 use std::{
     fmt::Write as _,
-    fs,
+    fs, io,
     os::unix::fs::PermissionsExt as _,
     path::Path,
     process::{Command, ExitStatus, Stdio},
@@ -228,12 +228,22 @@ fn boot(vm: &setup::Vm, dir: &Path, script: &Path) -> anyhow::Result<ExitStatus>
         .arg(script)
         .env("PATH", std::env::join_paths(path)?)
         .stdin(Stdio::null());
+    // qemu writes the guest's output by opening /proc/self/fd/1 and 2 anew: on a file (a
+    // CI log) that starts over at offset 0 and overwrites what came before. Through a
+    // pipe we copy from, it stays in order.
+    let (mut guest_output, writer) = io::pipe()?;
+    command.stdout(writer.try_clone()?).stderr(writer);
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {command:?} failed"))?;
+    // The command holds write ends too; the copy ends only once every one is closed.
+    drop(command);
+    let relay = thread::spawn(move || io::copy(&mut guest_output, &mut io::stdout()));
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
+            // The guest's last lines may still be in the pipe.
+            let _ = relay.join();
             return Ok(status);
         }
         if started.elapsed() > TIMEOUT {
