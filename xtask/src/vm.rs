@@ -25,7 +25,7 @@ use crate::{setup, test::Tally};
 /// The kernels a VM can boot, each a Debian package family.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Kernel {
-    /// Debian 12's kernel (the oldest handshake supports)
+    /// Debian 12's kernel
     #[value(name = "6.1")]
     V6_1,
 }
@@ -142,6 +142,9 @@ fn build(tools: &setup::Tools) -> anyhow::Result<Vec<TestBinary>> {
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let message: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("cargo printed a line that is not JSON: {line}"))?;
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
+            continue;
+        }
         let (Some(executable), Some(src_path), Some(manifest)) = (
             message["executable"].as_str(),
             message["target"]["src_path"].as_str(),
@@ -149,9 +152,6 @@ fn build(tools: &setup::Tools) -> anyhow::Result<Vec<TestBinary>> {
         ) else {
             continue;
         };
-        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
-            continue;
-        }
         let name = Path::new(src_path)
             .strip_prefix(&root)
             .unwrap_or(Path::new(src_path));
@@ -170,7 +170,8 @@ fn build(tools: &setup::Tools) -> anyhow::Result<Vec<TestBinary>> {
 }
 
 /// The script the guest runs as root: binary i's output goes to the console and to
-/// `dir`/i.log, its exit status to `dir`/i.status (missing if it never ended).
+/// `dir`/i.log, its exit status to `dir`/i.status (missing if it never ended). Unlike
+/// `cargo test`, every binary runs after a failure too: a boot is too dear to waste.
 fn guest_script(binaries: &[TestBinary], args: &[String], dir: &str) -> String {
     let mut script = String::from(
         r#"#!/bin/sh
@@ -193,9 +194,9 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
             .collect();
         writeln!(
             script,
-            "echo; echo '     Running {name}'\n\
+            "echo; echo {header}\n\
              cd {package_dir} && {{ {command}; echo $? > {dir}/{i}.status; }} 2>&1 | tee {dir}/{i}.log",
-            name = binary.name,
+            header = quote(&format!("     Running {}", binary.name)),
             package_dir = quote(&binary.package_dir),
             command = command.join(" "),
             dir = quote(dir),
