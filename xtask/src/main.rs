@@ -2,13 +2,14 @@
 //!
 //! - `setup`: what a fresh Debian machine needs to build and test (run by every other command);
 //! - `build`: the `handshake` binary with the XDP program embedded;
-//! - `test`:  every test, unit and privileged, as CI runs them;
+//! - `test`:  every test, unit and privileged, as CI runs them; `--kernel 6.1` in a VM;
 //! - `demo`:  a namespace lab with handshake in front of a real service;
 //! - `bench`: the SYN flood lab and the XDP microbenchmarks (BENCH.md);
 //! - `lint`:  rustfmt and clippy on both sides.
 
 mod setup;
 mod test;
+mod vm;
 
 use std::process::Command;
 
@@ -31,6 +32,10 @@ enum Task {
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN golden packets, namespace
     /// end-to-end tests. Needs root.
     Test {
+        /// Run the suite in a qemu VM booted with this kernel instead of on the host
+        /// (installed on first use; slow without KVM: 6-9x the host's time).
+        #[arg(long, value_name = "VERSION")]
+        kernel: Option<vm::Kernel>,
         /// Passed on to the test binaries (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -58,8 +63,11 @@ fn main() -> anyhow::Result<()> {
             &tools,
             &["build", "--release", "--package", "handshake-user"],
         ),
-        Task::Test { args } => {
+        Task::Test { kernel, args } => {
             require_root("the tests attach XDP programs and create network namespaces")?;
+            if let Some(kernel) = kernel {
+                return vm::run(&tools, kernel, &args);
+            }
             let mut command = vec!["test", "--workspace", "--exclude", "handshake-ebpf", "--"];
             command.extend(args.iter().map(String::as_str));
             test::run(cargo_command(&tools, &command))

@@ -2,7 +2,8 @@
 //! 1. the nightly toolchain's `rust-src` (the XDP program is built with -Z build-std=core);
 //! 2. bpf-linker, built once against the nightly's own libLLVM and cached outside the
 //!    clone (`$HANDSHAKE_CACHE`, default `~/.cache/handshake`);
-//! 3. the Debian packages the tests and the demo call (iproute2, ethtool).
+//! 3. the Debian packages the tests and the demo call (iproute2, ethtool);
+//! 4. for `cargo xtask test --kernel` only: qemu, a Debian kernel and virtme-ng (cached).
 
 use std::{
     env,
@@ -25,6 +26,15 @@ const PACKAGES: [(&str, &str); 3] = [
 
 /// What `cargo xtask bench` adds: the service and the synproxy contender.
 const BENCH_PACKAGES: [(&str, &str); 2] = [("nginx-light", "nginx"), ("nftables", "nft")];
+
+/// virtme-ng boots a kernel under qemu with the host's filesystem as the guest's root.
+const VIRTME_NG_VERSION: &str = "1.42";
+/// What `cargo xtask test --kernel` adds: the emulator, and the static busybox that
+/// virtme-ng puts in the guest's initramfs.
+const VM_PACKAGES: [(&str, &str); 2] = [
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    ("busybox-static", "busybox"),
+];
 
 pub struct Tools {
     bpf_linker_bin: PathBuf,
@@ -56,6 +66,106 @@ pub fn run() -> anyhow::Result<Tools> {
 /// The Debian packages only the benchmark uses, installed when it first runs.
 pub fn bench_packages() -> anyhow::Result<()> {
     debian_packages(&BENCH_PACKAGES)
+}
+
+/// What booting a test VM takes.
+pub struct Vm {
+    /// virtme-ng's folder of commands (`vng` runs `virtme-run` from PATH).
+    pub bin: PathBuf,
+    /// The kernel image, e.g. /boot/vmlinuz-6.1.0-48-amd64.
+    pub kernel: PathBuf,
+}
+
+/// Installs what `cargo xtask test --kernel` needs, once: the VM packages, Debian's
+/// kernel of `release` (e.g. "6.1.0") and virtme-ng in a venv under the cache folder.
+pub fn vm(release: &str) -> anyhow::Result<Vm> {
+    let bin = cache_dir()?.join("vng-venv/bin");
+    let vng_ready = output(
+        bin.join("vng").to_str().expect("UTF-8 cache path"),
+        &["--version"],
+    )
+    .is_ok_and(|v| v.contains(VIRTME_NG_VERSION));
+    let mut missing = missing_packages(&VM_PACKAGES);
+    // Debian's python3 makes venvs only with python3-venv (its ensurepip) installed.
+    let venv_ready = Command::new("python3")
+        .args(["-c", "import ensurepip"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !vng_ready && !venv_ready {
+        missing.push("python3-venv".into());
+    }
+    let mut kernel = installed_kernel(release)?;
+    if kernel.is_none() || !missing.is_empty() {
+        if kernel.is_none() {
+            // Which package holds the kernel is known only from fresh package lists.
+            apt_update(&[&missing[..], &[format!("linux-image-{release}-*-amd64")]].concat())?;
+            missing.push(kernel_package(release)?);
+        } else {
+            apt_update(&missing)?;
+        }
+        apt_install(&missing)?;
+        kernel = installed_kernel(release)?;
+    }
+    let kernel = kernel.ok_or_else(|| {
+        anyhow!("installing Debian's {release} kernel left no /boot/vmlinuz-{release}-*-amd64")
+    })?;
+
+    if !vng_ready {
+        let venv = bin.parent().expect("bin lies in the venv");
+        step(
+            &format!("making a Python venv for virtme-ng in {}", venv.display()),
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(venv),
+        )?;
+        step(
+            &format!("installing virtme-ng {VIRTME_NG_VERSION}"),
+            Command::new(bin.join("pip"))
+                .args(["install", "--disable-pip-version-check", "-q"])
+                .arg(format!("virtme-ng=={VIRTME_NG_VERSION}")),
+        )?;
+    }
+    Ok(Vm { bin, kernel })
+}
+
+/// The newest installed /boot/vmlinuz-RELEASE-N-amd64 (N, Debian's ABI number, grows with
+/// each update; the -cloud and -rt flavours are left out).
+fn installed_kernel(release: &str) -> anyhow::Result<Option<PathBuf>> {
+    let prefix = format!("vmlinuz-{release}-");
+    let newest = fs::read_dir("/boot")
+        .context("reading /boot")?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter_map(|name| Some((abi_number(&name, &prefix, "-amd64")?, name)))
+        .max();
+    Ok(newest.map(|(_, name)| Path::new("/boot").join(name)))
+}
+
+/// The newest linux-image-RELEASE-N-amd64-unsigned in the package lists: Debian replaces
+/// the package (a new N) with each kernel update, so no name stays installable for long.
+fn kernel_package(release: &str) -> anyhow::Result<String> {
+    let prefix = format!("linux-image-{release}-");
+    let pattern = format!("^{}[0-9]+-amd64-unsigned$", prefix.replace('.', "\\."));
+    let found = output("apt-cache", &["search", "--names-only", &pattern])?;
+    found
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|name| Some((abi_number(name, &prefix, "-amd64-unsigned")?, name)))
+        .max()
+        .map(|(_, name)| name.to_owned())
+        .ok_or_else(|| {
+            anyhow!(
+                "no {prefix}N-amd64-unsigned in the package lists; the {release} kernel comes from Debian 12 (bookworm): add bookworm and bookworm-security to the apt sources"
+            )
+        })
+}
+
+/// N in PREFIX + N + SUFFIX.
+fn abi_number(name: &str, prefix: &str, suffix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?
+        .strip_suffix(suffix)?
+        .parse()
+        .ok()
 }
 
 fn cache_dir() -> anyhow::Result<PathBuf> {
@@ -169,16 +279,27 @@ fn bpf_linker() -> anyhow::Result<PathBuf> {
 }
 
 fn debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .filter(|(_, command)| which(command).is_none())
-        .map(|(package, _)| *package)
-        .collect();
+    let missing = missing_packages(packages);
     if missing.is_empty() {
         return Ok(());
     }
-    let mut missing = missing;
+    apt_update(&missing)?;
+    apt_install(&missing)
+}
+
+/// The packages whose command is not installed, each once.
+fn missing_packages(packages: &[(&str, &str)]) -> Vec<String> {
+    let mut missing: Vec<String> = packages
+        .iter()
+        .filter(|(_, command)| which(command).is_none())
+        .map(|(package, _)| package.to_string())
+        .collect();
     missing.dedup();
+    missing
+}
+
+/// `missing` names the packages wanted, for the message where there is no apt-get.
+fn apt_update(missing: &[String]) -> anyhow::Result<()> {
     if Command::new("apt-get").arg("--version").output().is_err() {
         bail!(
             "the tests need the Debian packages {missing:?}; install them with your package manager"
@@ -187,12 +308,15 @@ fn debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
     step(
         "refreshing the Debian package lists",
         Command::new("apt-get").args(["update", "-q"]),
-    )?;
+    )
+}
+
+fn apt_install(packages: &[String]) -> anyhow::Result<()> {
     step(
-        &format!("installing {}", missing.join(" ")),
+        &format!("installing {}", packages.join(" ")),
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }

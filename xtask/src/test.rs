@@ -13,27 +13,53 @@ pub fn run(mut command: Command) -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {command:?} failed"))?;
-    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut tally = Tally::default();
     for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
         let line = line?;
         println!("{line}");
-        if let Some(result) = line.strip_prefix("test result: ") {
-            passed += count(result, " passed");
-            failed += count(result, " failed");
-        }
+        tally.add(&line);
     }
     let status = child.wait()?;
-    println!("\nall tests: {passed} passed, {failed} failed");
+    tally.print();
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }
-    if passed == 0 {
-        bail!("no test ran");
-    }
-    Ok(())
+    tally.require_some()
 }
 
-/// The number before `label` in "ok. 12 passed; 0 failed; ...".
+/// Tests passed and failed over all the "test result" lines seen.
+#[derive(Default)]
+pub struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Counts a test binary's "test result: ..." line; other lines count nothing.
+    pub fn add(&mut self, line: &str) {
+        if let Some(result) = line.trim_end().strip_prefix("test result: ") {
+            self.passed += count(result, " passed");
+            self.failed += count(result, " failed");
+        }
+    }
+
+    pub fn print(&self) {
+        println!(
+            "\nall tests: {} passed, {} failed",
+            self.passed, self.failed
+        );
+    }
+
+    /// A run that selected no test proves nothing (e.g. a misspelled filter).
+    pub fn require_some(&self) -> anyhow::Result<()> {
+        if self.passed + self.failed == 0 {
+            bail!("no test ran");
+        }
+        Ok(())
+    }
+}
+
+/// The number before `label` in "ok. 12 passed; 3 failed; ...".
 fn count(result: &str, label: &str) -> u64 {
     result
         .split(';')
@@ -45,7 +71,7 @@ fn count(result: &str, label: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{Tally, count};
 
     #[test]
     fn reads_cargo_result_lines() {
@@ -55,5 +81,18 @@ mod tests {
             (count(result, " passed"), count(result, " failed")),
             (12, 3)
         );
+    }
+
+    #[test]
+    fn sums_result_lines_only() {
+        let mut tally = Tally::default();
+        for line in [
+            "test tests::a ... ok",
+            "test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\r",
+            "test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out",
+        ] {
+            tally.add(line);
+        }
+        assert_eq!((tally.passed, tally.failed), (3, 4));
     }
 }
