@@ -12,6 +12,8 @@ pub const FLAG_WSCALE: u8 = 1 << 2;
 /// per-connection secret offset (`secure_tcp_ts_off`) no program can compute, so such a
 /// SYN is the kernel's to answer.
 pub const FLAG_TS_TO_KERNEL: u8 = 1 << 3;
+/// `net.ipv4.tcp_ecn` is not 0: a SYN asking for ECN gets it (`tcp_ecn_create_request`).
+pub const FLAG_ECN: u8 = 1 << 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,7 +42,9 @@ pub struct Config {
     /// dropped (a flood of forged ACKs) rather than passed for the kernel's RST; 0 drops
     /// them always.
     pub flood_syn_acks: u32,
-    pub _pad2: u32,
+    /// `tcp_full_space` of a listener with default buffers (half of `tcp_rmem[1]`): what
+    /// the SYN-ACK's window is cut from (see `syn_ack::window`).
+    pub full_space: u32,
 }
 
 /// The default of `Config::flood_syn_acks`: far above what a server's real clients
@@ -65,6 +69,10 @@ impl Config {
 
     pub const fn timestamps_to_kernel(&self) -> bool {
         self.flags & FLAG_TS_TO_KERNEL != 0
+    }
+
+    pub const fn ecn(&self) -> bool {
+        self.flags & FLAG_ECN != 0
     }
 }
 

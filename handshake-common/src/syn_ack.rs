@@ -9,7 +9,7 @@
 use crate::{
     config::Config,
     syn_options::SynOptions,
-    tcp::{ACK, HEADER_LEN, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE, SYN},
+    tcp::{ACK, ECE, HEADER_LEN, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE, SYN},
 };
 
 pub const MSS_ONLY_LEN: usize = HEADER_LEN + 4;
@@ -19,9 +19,10 @@ pub const MAX_LEN: usize = TIMESTAMPS_WSCALE_LEN;
 
 /// The options hidden in the low bits of TSval, as `cookie_init_timestamp` in
 /// net/ipv4/syncookies.c lays them out: bits 0..3 the client's window scale (0xf = none),
-/// bit 4 SACK permitted, bit 5 ECN (never set here: our SYN-ACK does not negotiate ECN).
+/// bit 4 SACK permitted, bit 5 ECN.
 const TS_OPT_WSCALE_NONE: u64 = 0xf;
 const TS_OPT_SACK: u64 = 1 << 4;
+const TS_OPT_ECN: u64 = 1 << 5;
 const TS_OPT_BITS: u32 = 6;
 
 /// TSval carrying the client's options, computed exactly as `cookie_init_timestamp`:
@@ -30,13 +31,16 @@ const TS_OPT_BITS: u32 = 6;
 ///
 /// The kernel subtracts a per-connection secret offset from the echoed TSecr before it
 /// decodes these bits unless `net.ipv4.tcp_timestamps=2`; hence timestamps mode needs it.
-pub fn cookie_tsval(now_ms: u64, client_wscale: Option<u8>, sack: bool) -> u32 {
+pub fn cookie_tsval(now_ms: u64, client_wscale: Option<u8>, sack: bool, ecn: bool) -> u32 {
     let mut options = match client_wscale {
         Some(wscale) => u64::from(wscale),
         None => TS_OPT_WSCALE_NONE,
     };
     if sack {
         options |= TS_OPT_SACK;
+    }
+    if ecn {
+        options |= TS_OPT_ECN;
     }
     let mut ts = (now_ms >> TS_OPT_BITS << TS_OPT_BITS) | options;
     if ts > now_ms {
@@ -45,15 +49,25 @@ pub fn cookie_tsval(now_ms: u64, client_wscale: Option<u8>, sack: bool) -> u32 {
     ts as u32
 }
 
-/// The window of the SYN-ACK: the receive window the kernel will give the accepted socket.
-/// `cookie_v4_check` calls `tcp_select_initial_window` with the MSS decoded from the cookie,
-/// which rounds 65535 down to a multiple of it (with default buffers). Advertising more
-/// could let the client's first flight overrun the socket's window.
-pub fn window(cookie_mss: u16) -> u16 {
-    if cookie_mss == 0 {
-        return u16::MAX;
-    }
-    u16::MAX - u16::MAX % cookie_mss
+/// The TCP timestamp option as it counts against the MSS (`TCPOLEN_TSTAMP_ALIGNED`).
+const TIMESTAMP_ALIGNED_LEN: u16 = 12;
+
+/// The window of the SYN-ACK, as `tcp_openreq_init_rwin` picks it for a listener with
+/// default buffers: `tcp_select_initial_window` rounds the listener's full receive space
+/// down to our MSS (less the timestamp option when it goes out), and `tcp_make_synack`
+/// caps it at 65535 (a SYN-ACK's window is never scaled, RFC 7323 2.2).
+pub fn window(full_space: u32, mss: u16, layout: Layout) -> u16 {
+    let mss = match layout {
+        Layout::MssOnly => mss,
+        _ => mss.saturating_sub(TIMESTAMP_ALIGNED_LEN),
+    };
+    let mss = u32::from(mss.max(1));
+    let space = if full_space > mss {
+        full_space - full_space % mss
+    } else {
+        full_space
+    };
+    space.min(u32::from(u16::MAX)) as u16
 }
 
 /// Which options the SYN-ACK carries; each layout has its own constant length, so the XDP
@@ -69,7 +83,7 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub const fn len(self) -> usize {
+    pub const fn header_len(self) -> usize {
         match self {
             Self::MssOnly => MSS_ONLY_LEN,
             Self::Timestamps => TIMESTAMPS_LEN,
@@ -94,11 +108,13 @@ pub struct SynAck {
     pub tsecr: u32,
     /// Our window scale, sent only when the client sent one (RFC 7323 2.2).
     pub wscale: u8,
+    /// ECN agreed (RFC 3168 6.1.1): the ECE flag, and bit 5 of TSval for the ACK.
+    pub ece: bool,
 }
 
 impl SynAck {
     pub const fn header_len(&self) -> usize {
-        self.layout.len()
+        self.layout.header_len()
     }
 
     /// Writes the header into `out` with a zero checksum; `N` is the layout's length, so
@@ -110,7 +126,7 @@ impl SynAck {
         out[4..8].copy_from_slice(&self.cookie.to_be_bytes());
         out[8..12].copy_from_slice(&self.client_seq.wrapping_add(1).to_be_bytes());
         out[12] = ((N / 4) as u8) << 4;
-        out[13] = SYN | ACK;
+        out[13] = if self.ece { SYN | ACK | ECE } else { SYN | ACK };
         out[14..16].copy_from_slice(&self.window.to_be_bytes());
         out[16..20].copy_from_slice(&[0; 4]);
         out[20..22].copy_from_slice(&[OPT_MSS, 4]);
@@ -149,23 +165,33 @@ pub fn layout(config: &Config, syn: &SynOptions, syn_header_len: usize) -> Layou
     } else {
         Layout::Timestamps
     };
-    if layout.len() > syn_header_len {
+    if layout.header_len() > syn_header_len {
         return Layout::MssOnly;
     }
     layout
 }
 
 /// Fills the option fields of `header` for `layout`: SACK when the client offered it
-/// and the sysctl allows it, TSval encoding both, TSecr echoing the client's TSval.
+/// and the sysctl allows it, ECN when the client asked for it (`ecn_requested`) and the
+/// sysctl allows it, TSval encoding them, TSecr echoing the client's TSval. Without
+/// timestamps a cookie can carry neither (`tcp_conn_request` clears `ecn_ok`).
 #[inline(always)]
-pub fn set_timestamps(header: &mut SynAck, config: &Config, syn: &SynOptions, now_ms: u64) {
+pub fn set_timestamps(
+    header: &mut SynAck,
+    config: &Config,
+    syn: &SynOptions,
+    ecn_requested: bool,
+    now_ms: u64,
+) {
     if header.layout == Layout::MssOnly {
         return;
     }
     let sack_ok = config.sack() && syn.sack_ok;
     let wscale_ok = header.layout == Layout::TimestampsWscale;
+    let ecn_ok = config.ecn() && ecn_requested;
     header.sack_ok = sack_ok;
-    header.tsval = cookie_tsval(now_ms, wscale_ok.then_some(syn.snd_wscale), sack_ok);
+    header.ece = ecn_ok;
+    header.tsval = cookie_tsval(now_ms, wscale_ok.then_some(syn.snd_wscale), sack_ok, ecn_ok);
     header.tsecr = syn.rcv_tsval;
     header.wscale = if wscale_ok { config.wscale } else { 0 };
 }
@@ -179,24 +205,36 @@ mod tests {
     fn tsval_hides_options_in_low_bits() {
         // 1_000_000 ms = 0xf4240: low 6 bits 0x00, so (0xf4240 | 0x17) is in the future
         // and steps back by 64.
-        assert_eq!(cookie_tsval(1_000_000, Some(7), true), 0xf4240 - 64 + 0x17);
+        assert_eq!(
+            cookie_tsval(1_000_000, Some(7), true, false),
+            0xf4240 - 64 + 0x17
+        );
         // 1_000_063: low bits 0x3f; 0x0f is not in the future.
-        assert_eq!(cookie_tsval(1_000_063, None, false), 0xf4240 | 0x0f);
+        assert_eq!(cookie_tsval(1_000_063, None, false, false), 0xf4240 | 0x0f);
         // Exactly equal to now is kept.
-        assert_eq!(cookie_tsval(0xf4240 | 0x1f, None, true), 0xf4240 | 0x1f);
+        assert_eq!(
+            cookie_tsval(0xf4240 | 0x1f, None, true, false),
+            0xf4240 | 0x1f
+        );
+        // ECN is bit 5.
+        assert_eq!(cookie_tsval(1_000_063, Some(1), true, true), 0xf4240 | 0x31);
     }
 
     #[test]
     fn tsval_is_the_low_32_bits_of_the_64_bit_clock() {
         let now = (5u64 << 32) + 100;
-        assert_eq!(cookie_tsval(now, Some(0), false), 64);
+        assert_eq!(cookie_tsval(now, Some(0), false, false), 64);
     }
 
     #[test]
-    fn window_is_a_multiple_of_the_cookie_mss() {
-        assert_eq!(window(1460), 64240);
-        assert_eq!(window(536), 65392);
-        assert_eq!(window(0), 65535);
+    fn window_is_the_full_space_in_whole_segments() {
+        // A listener with tcp_rmem[1] = 131072 has 65536 bytes of full space.
+        assert_eq!(window(65536, 1460, Layout::MssOnly), 64240);
+        assert_eq!(window(65536, 1460, Layout::TimestampsWscale), 65160);
+        assert_eq!(window(65536, 1440, Layout::MssOnly), 64800);
+        // More space than a 16-bit window holds.
+        assert_eq!(window(1 << 20, 1460, Layout::MssOnly), 65535);
+        assert_eq!(window(1000, 1460, Layout::MssOnly), 1000);
     }
 
     fn syn_ack(layout: Layout) -> SynAck {
@@ -212,6 +250,7 @@ mod tests {
             tsval: 0,
             tsecr: 0,
             wscale: 0,
+            ece: false,
         }
     }
 
@@ -279,7 +318,7 @@ mod tests {
         ttl: 64,
         hop_limit: 64,
         flood_syn_acks: 0,
-        _pad2: 0,
+        full_space: 65536,
     };
     const LINUX_SYN: SynOptions = SynOptions {
         mss: 1460,
@@ -294,7 +333,7 @@ mod tests {
     /// The options part of the answer for `syn`, as the XDP program computes it.
     fn answer(config: &Config, syn: &SynOptions, syn_len: usize, now_ms: u64) -> SynAck {
         let mut header = syn_ack(layout(config, syn, syn_len));
-        set_timestamps(&mut header, config, syn, now_ms);
+        set_timestamps(&mut header, config, syn, false, now_ms);
         header
     }
 

@@ -6,6 +6,8 @@ pub const RST: u8 = 0x04;
 pub const PSH: u8 = 0x08;
 pub const ACK: u8 = 0x10;
 pub const URG: u8 = 0x20;
+pub const ECE: u8 = 0x40;
+pub const CWR: u8 = 0x80;
 
 /// Option kinds (IANA "TCP Option Kind Numbers").
 pub const OPT_EOL: u8 = 0;

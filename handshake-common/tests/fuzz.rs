@@ -162,8 +162,11 @@ fn cookie_tsval_hides_the_options_and_never_runs_ahead() {
         let now = random.next() >> random.below(64);
         let wscale = (random.below(2) == 0).then(|| random.below(15) as u8);
         let sack = random.below(2) == 0;
-        let tsval = syn_ack::cookie_tsval(now, wscale, sack);
-        let bits = u64::from(wscale.unwrap_or(0xf)) | if sack { 0x10 } else { 0 };
+        let ecn = random.below(2) == 0;
+        let tsval = syn_ack::cookie_tsval(now, wscale, sack, ecn);
+        let bits = u64::from(wscale.unwrap_or(0xf))
+            | if sack { 0x10 } else { 0 }
+            | if ecn { 0x20 } else { 0 };
         assert_eq!(u64::from(tsval) & 0x3f, bits, "options in the low bits");
         // At most 64 ms behind the clock and never ahead (modulo 2^32: TSval wraps),
         // except in the first 64 ms of uptime, where there is no earlier step.
@@ -190,15 +193,23 @@ fn syn_acks_never_outgrow_the_syn() {
             dest_port: 1,
             cookie: random.next() as u32,
             client_seq: random.next() as u32,
-            window: syn_ack::window(random.next() as u16),
+            window: 0,
             mss: 1460,
             layout: syn_ack::layout(&config, &options, header_len),
             sack_ok: false,
             tsval: 0,
             tsecr: 0,
             wscale: 0,
+            ece: false,
         };
-        syn_ack::set_timestamps(&mut header, &config, &options, random.next());
+        syn_ack::set_timestamps(
+            &mut header,
+            &config,
+            &options,
+            random.below(2) == 0,
+            random.next(),
+        );
+        header.window = syn_ack::window(random.next() as u32, 1460, header.layout);
         // An option-less SYN may grow by the 4 bytes of MSS; nothing else grows.
         assert!(header.header_len() <= header_len.max(24));
         let mut out = [0u8; MAX_LEN];

@@ -27,11 +27,11 @@ use crate::{
 /// has room, or the accept queue is full), so the SYN is the kernel's to answer.
 const ENOENT: i64 = -2;
 
-/// What the cookie helper said.
+/// What the cookie helper said: the low 32 bits of its answer. (Bits 32..47 hold the MSS
+/// the cookie encodes, which the SYN-ACK does not need: it advertises our MSS, and the
+/// kernel cuts its window in segments of ours too.)
 pub struct Cookie {
     pub cookie: u32,
-    /// The MSS the cookie encodes: the client's, rounded down to the kernel's table.
-    pub mss: u16,
 }
 
 pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
@@ -177,6 +177,5 @@ fn generate_with<const L2: usize, const TH_LEN: usize>(
     }
     Ok(Cookie {
         cookie: result as u32,
-        mss: (result >> 32) as u16,
     })
 }

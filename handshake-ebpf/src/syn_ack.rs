@@ -18,7 +18,7 @@ use handshake_common::{
     config::Config,
     syn_ack::{self, Layout, MSS_ONLY_LEN, SynAck, TIMESTAMPS_LEN, TIMESTAMPS_WSCALE_LEN},
     syn_options::SynOptions,
-    tcp::IPPROTO_TCP,
+    tcp::{CWR, ECE, IPPROTO_TCP},
 };
 use network_types::{
     eth::EthHdr,
@@ -32,7 +32,6 @@ use crate::{
 };
 
 const DONT_FRAGMENT: u16 = 0x4000;
-const MAC_LEN: usize = 6;
 /// Where the addresses start in each IP header: source, then destination.
 const IPV4_ADDRS: usize = 12;
 const IPV6_ADDRS: usize = 8;
@@ -48,27 +47,30 @@ pub fn rewrite<const L2: usize>(
     cookie: &Cookie,
 ) -> Result<(), NoRoom> {
     let th = unsafe { &*ptr_at::<TcpHdr>(ctx, segment.tcp_offset).ok_or(NoRoom)? };
+    let mss = match segment.family {
+        Family::Ipv4 => config.mss_ipv4,
+        Family::Ipv6 => config.mss_ipv6,
+    };
+    let layout = syn_ack::layout(config, syn, segment.tcp_header_len);
     let mut header = SynAck {
         source_port: u16::from_be_bytes(th.dest),
         dest_port: u16::from_be_bytes(th.source),
         cookie: cookie.cookie,
         client_seq: u32::from_be_bytes(th.seq),
-        window: syn_ack::window(cookie.mss),
-        mss: match segment.family {
-            Family::Ipv4 => config.mss_ipv4,
-            Family::Ipv6 => config.mss_ipv6,
-        },
-        layout: Layout::MssOnly,
+        window: syn_ack::window(config.full_space, mss, layout),
+        mss,
+        layout,
         sack_ok: false,
         tsval: 0,
         tsecr: 0,
         wscale: 0,
+        ece: false,
     };
-    header.layout = syn_ack::layout(config, syn, segment.tcp_header_len);
     // The clock is read only when TSval goes out.
-    if header.layout != Layout::MssOnly {
+    if layout != Layout::MssOnly {
+        let ecn = ecn_requested::<L2>(ctx, segment).ok_or(NoRoom)?;
         let now_ms = unsafe { bpf_ktime_get_ns() } / 1_000_000;
-        syn_ack::set_timestamps(&mut header, config, syn, now_ms);
+        syn_ack::set_timestamps(&mut header, config, syn, ecn, now_ms);
     }
     match segment.family {
         Family::Ipv4 => {
@@ -83,6 +85,23 @@ pub fn rewrite<const L2: usize>(
         }
     }?;
     swap_macs(ctx)
+}
+
+/// Whether the SYN asks for ECN the way `tcp_ecn_create_request` accepts: ECE and CWR
+/// set, and either a not-ECT IP header or reserved TCP bits set.
+#[inline(always)]
+fn ecn_requested<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<bool> {
+    if segment.flags & (ECE | CWR) != ECE | CWR {
+        return Some(false);
+    }
+    // IPv4's TOS byte, or the second byte of IPv6's traffic class (its low nibble).
+    let [_, second] = unsafe { *ptr_at::<[u8; 2]>(ctx, L2)? };
+    let ecn_field = match segment.family {
+        Family::Ipv4 => second & 0b11,
+        Family::Ipv6 => (second >> 4) & 0b11,
+    };
+    let reserved = unsafe { *ptr_at::<u8>(ctx, segment.tcp_offset + 12)? } & 0x0f;
+    Some(ecn_field == 0 || reserved != 0)
 }
 
 /// Cuts (or, for an option-less SYN, grows by 4 bytes) the frame to exactly the SYN-ACK.
@@ -105,9 +124,7 @@ fn resize<const L2: usize, const IP_LEN: usize>(
 #[inline(always)]
 fn swap_macs(ctx: &XdpContext) -> Result<(), NoRoom> {
     let eth = unsafe { &mut *ptr_at::<EthHdr>(ctx, 0).ok_or(NoRoom)? };
-    let client: [u8; MAC_LEN] = eth.src_addr;
-    eth.src_addr = eth.dst_addr;
-    eth.dst_addr = client;
+    core::mem::swap(&mut eth.src_addr, &mut eth.dst_addr);
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use std::{fs, io, os::fd::AsRawFd as _, thread};
 use anyhow::{Context as _, bail};
 use handshake_common::{
     config::{
-        Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL, FLAG_WSCALE,
+        Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_ECN, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL,
+        FLAG_WSCALE,
     },
     tcp::MAX_WSCALE,
 };
@@ -20,6 +21,11 @@ pub struct KernelTcp {
     pub window_scaling: bool,
     /// `net.ipv4.ip_default_ttl`.
     pub ttl: u8,
+    /// `net.ipv4.tcp_ecn` is not 0.
+    pub ecn: bool,
+    /// `tcp_full_space` of a listener with default buffers: half of `tcp_rmem[1]`
+    /// (`tcp_win_from_space` with the default `tcp_adv_win_scale` / scaling ratio).
+    pub full_space: u32,
     /// The window scale `tcp_select_initial_window` picks for an accepted socket.
     pub wscale: u8,
     /// Where `net.core.rmem_max` came from: this namespace, or the host-wide value.
@@ -91,11 +97,13 @@ fn read_u32(name: &str) -> anyhow::Result<u32> {
 
 impl KernelTcp {
     pub fn read() -> anyhow::Result<Self> {
-        let tcp_rmem_max = read("net.ipv4.tcp_rmem")?
+        let tcp_rmem: Vec<u32> = read("net.ipv4.tcp_rmem")?
             .split_whitespace()
-            .nth(2)
-            .and_then(|max| max.parse::<u32>().ok())
-            .context("net.ipv4.tcp_rmem does not hold three numbers")?;
+            .filter_map(|value| value.parse().ok())
+            .collect();
+        let &[_, tcp_rmem_default, tcp_rmem_max] = tcp_rmem.as_slice() else {
+            bail!("net.ipv4.tcp_rmem holds {tcp_rmem:?}, not three numbers");
+        };
         let rmem_max = RmemMax::read()?;
         Ok(Self {
             syncookies: read_u32("net.ipv4.tcp_syncookies")?,
@@ -103,6 +111,8 @@ impl KernelTcp {
             sack: read_u32("net.ipv4.tcp_sack")? != 0,
             window_scaling: read_u32("net.ipv4.tcp_window_scaling")? != 0,
             ttl: read_u32("net.ipv4.ip_default_ttl")?.clamp(1, 255) as u8,
+            ecn: read_u32("net.ipv4.tcp_ecn")? != 0,
+            full_space: tcp_rmem_default / 2,
             wscale: initial_wscale(tcp_rmem_max.max(rmem_max.value())),
             rmem_max,
         })
@@ -130,6 +140,9 @@ impl KernelTcp {
         if self.window_scaling {
             flags |= FLAG_WSCALE;
         }
+        if self.ecn {
+            flags |= FLAG_ECN;
+        }
         Ok(Config {
             mss_ipv4,
             mss_ipv6,
@@ -138,6 +151,7 @@ impl KernelTcp {
             ttl: self.ttl,
             hop_limit: DEFAULT_HOP_LIMIT,
             flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
+            full_space: self.full_space,
             ..Config::default()
         })
     }
@@ -221,6 +235,8 @@ mod tests {
             sack: true,
             window_scaling: true,
             ttl: 64,
+            ecn: false,
+            full_space: 65536,
             wscale: 10,
             rmem_max: RmemMax::Namespace(DEFAULT_RMEM_MAX),
         };
@@ -247,6 +263,7 @@ mod tests {
                 ttl: 64,
                 hop_limit: 64,
                 flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
+                full_space: 65536,
                 ..Config::default()
             }
         );

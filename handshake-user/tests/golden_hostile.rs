@@ -78,7 +78,7 @@ fn ethernet_padding_is_not_part_of_the_segment() {
         let outcome = bed.run(&syn);
         assert_eq!(outcome.verdict, XDP_TX);
         let cookie = cookie_of(&outcome.output, 34);
-        assert_eq!(outcome.output, syn_ack_v4(cookie, 65392, &MSS_1460));
+        assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
     });
 }
 

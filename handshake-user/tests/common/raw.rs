@@ -55,3 +55,82 @@ pub fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
     })
     .unwrap();
 }
+
+/// Sends `syn` out of the client's veth, from the veth's own MAC as a real client's SYN
+/// comes, and returns the first SYN-ACK that comes back to its source port within two
+/// seconds (an AF_PACKET socket on the client's veth sees every frame that arrives there),
+/// or `None`.
+pub fn syn_ack_for(lab: &Lab, mut syn: Vec<u8>) -> Option<Vec<u8>> {
+    let client_mac = run_in(&lab.client, || interface::mac(CLIENT_IFACE))
+        .unwrap()
+        .unwrap();
+    syn[6..12].copy_from_slice(&client_mac);
+    let l3 = 14;
+    let source_port = match syn[12..14] {
+        [0x08, 0x00] => u16::from_be_bytes([syn[l3 + 20], syn[l3 + 21]]),
+        _ => u16::from_be_bytes([syn[l3 + 40], syn[l3 + 41]]),
+    };
+    let listening = run_in(&lab.client, move || {
+        let index = interface::index(CLIENT_IFACE).unwrap();
+        let protocol = (libc::ETH_P_ALL as u16).to_be();
+        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
+        assert!(socket >= 0, "AF_PACKET socket");
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = protocol;
+        address.sll_ifindex = index as i32;
+        let bound = unsafe {
+            libc::bind(
+                socket,
+                (&address as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        unsafe {
+            libc::setsockopt(
+                socket,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        socket
+    })
+    .unwrap();
+    send_frames(lab, vec![syn]);
+    run_in(&lab.client, move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut buffer = vec![0u8; 2048];
+        while std::time::Instant::now() < deadline {
+            let read =
+                unsafe { libc::recv(listening, buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+            if read <= 0 {
+                continue;
+            }
+            let frame = &buffer[..read as usize];
+            let tcp = match frame.get(12..14) {
+                Some([0x08, 0x00]) if frame.len() >= l3 + 20 && frame[l3 + 9] == 6 => {
+                    l3 + usize::from(frame[l3] & 0xf) * 4
+                }
+                Some([0x86, 0xdd]) if frame.len() >= l3 + 40 && frame[l3 + 6] == 6 => l3 + 40,
+                _ => continue,
+            };
+            if frame.len() >= tcp + 20
+                && u16::from_be_bytes([frame[tcp + 2], frame[tcp + 3]]) == source_port
+                && frame[tcp + 13] & 0x12 == 0x12
+            {
+                unsafe { libc::close(listening) };
+                return Some(frame.to_vec());
+            }
+        }
+        unsafe { libc::close(listening) };
+        None
+    })
+    .unwrap()
+}
