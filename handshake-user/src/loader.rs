@@ -67,7 +67,7 @@ impl Handshake {
 
     /// Loads, and pins the program and its maps in `pin_dir` (which must exist).
     pub fn load_with_pins(pin_dir: Option<&Path>) -> anyhow::Result<Self> {
-        crate::privileges::require()?;
+        crate::privileges::require("loading and attaching XDP")?;
         let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
@@ -107,8 +107,16 @@ impl Handshake {
         }
         crate::interface::index(iface)?;
         if let Some(other) = crate::interface::xdp_program(iface) {
+            if other.name == PROGRAM {
+                bail!(
+                    "handshake already protects {iface} (program id {}): `handshake status` shows by which command; stop that `handshake run`, or `handshake detach --iface {iface}`, first",
+                    other.id
+                );
+            }
             bail!(
-                "{iface} already has an XDP program ({other}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off` if nothing else owns it)"
+                "{iface} already has an XDP program (id {}, name {}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off`, or `bpftool link detach id N` when a BPF link holds it; `bpftool link` lists links)",
+                other.id,
+                other.name
             );
         }
         let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
@@ -207,10 +215,19 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
     anyhow!(error).context("loading the XDP program failed")
 }
 
+/// The kernel's own error (with its errno) first, then what to try.
 fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
     let hint = match mode {
-        Mode::Native => "; the driver may not support native XDP: try --xdp-mode generic or auto",
+        Mode::Native => {
+            "; the driver may not support native XDP, or refuses it in this configuration (the kernel log, `dmesg`, may say why): try --xdp-mode generic or auto"
+        }
         _ => "",
     };
-    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {error}{hint}")
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        cause = format!("{cause}: {inner}");
+        source = inner.source();
+    }
+    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {cause}{hint}")
 }

@@ -2,16 +2,17 @@
 //! metrics when asked), detach on Ctrl-C or SIGTERM.
 
 use std::{
+    cell::RefCell,
+    io::Write as _,
+    net::SocketAddr,
     path::Path,
+    rc::Rc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use handshake_common::config::Config;
-use tokio::{
-    net::TcpListener,
-    signal::unix::{SignalKind, signal},
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     kernel_tcp::KernelTcp, loader::Handshake, metrics, ports, settings::Settings, stats::Sample,
@@ -65,13 +66,20 @@ impl Running {
     }
 }
 
+/// Prints a line to stdout, ignoring a reader that went away (`run ... | head -2`): the
+/// output is a courtesy, protection must not stop because nobody reads it.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Runs inside a `LocalSet` (the metrics server's tasks share the running maps).
 pub async fn run(
     all: Vec<Settings>,
     interval: Duration,
-    metrics_address: Option<String>,
+    metrics_address: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let (configs, kernel) = validate_all(&all)?;
-    let metrics_listener = match &metrics_address {
+    let metrics_listener = match metrics_address {
         Some(address) => Some(metrics::bind(address).await?),
         None => None,
     };
@@ -79,41 +87,55 @@ pub async fn run(
         interfaces: Vec::new(),
     };
     let mut loggers = Vec::new();
-    for line in kernel.describe() {
-        println!("{line}");
-    }
+    let mut done: Vec<String> = kernel.describe().into();
+    // Every interface is attached before anything is printed as done; an error part way
+    // drops `running`, which detaches the ones attached so far.
     for (settings, config) in all.iter().zip(&configs) {
         let mut handshake = prepare(settings, config, None)?;
         loggers.push(handshake.take_logger()?);
         let mode = handshake.attach(&settings.iface, settings.mode)?;
-        println!(
+        done.push(format!(
             "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
             ports::join(&settings.ports),
             settings.iface,
             mode.name()
-        );
+        ));
         running.interfaces.push((settings.iface.clone(), handshake));
     }
-    if let Some(address) = &metrics_address {
-        println!("serving metrics on http://{address}/metrics");
+    let running = Rc::new(RefCell::new(running));
+    let server = match metrics_listener {
+        Some(listener) => {
+            let running = running.clone();
+            let render: metrics::Render =
+                Rc::new(move || metrics::render(&running.borrow().sample()?, &[]));
+            done.push(format!(
+                "serving metrics on http://{}/metrics",
+                listener.local_addr()?
+            ));
+            Some(metrics::serve_forever(listener, render))
+        }
+        None => None,
+    };
+    for line in done {
+        say(&line);
     }
-    watch(&running, &mut loggers, interval, metrics_listener.as_ref()).await?;
-    for (iface, handshake) in &mut running.interfaces {
+    watch(&running, &mut loggers, interval, server).await?;
+    for (iface, handshake) in &mut running.borrow_mut().interfaces {
         handshake.detach()?;
         let totals = handshake.counters()?;
-        println!(
+        say(&format!(
             "\ndetached from {iface}; totals:\n{}",
             totals.table(&totals, 1.0)
-        );
+        ));
     }
     Ok(())
 }
 
 async fn watch(
-    running: &Running,
+    running: &RefCell<Running>,
     loggers: &mut [aya_log::EbpfLogger<&'static dyn log::Log>],
     interval: Duration,
-    metrics_listener: Option<&TcpListener>,
+    server: Option<impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler failed")?;
@@ -124,31 +146,26 @@ async fn watch(
     // The program logs only rare failures; reading its ring buffer 10 times a second is
     // plenty and needs no fd registration.
     let mut log_ticks = tokio::time::interval(Duration::from_millis(100));
-    let mut last = (running.sample()?, Instant::now());
+    let mut last = (running.borrow().sample()?, Instant::now());
+    let server = async {
+        match server {
+            Some(server) => server.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(server);
     loop {
         tokio::select! {
             _ = terminate.recv() => return Ok(()),
             _ = interrupt.recv() => return Ok(()),
             _ = log_ticks.tick() => loggers.iter_mut().for_each(|logger| logger.flush()),
-            accepted = accept(metrics_listener) => {
-                if let Err(error) = metrics::serve(accepted?, || metrics::render(&running.sample()?)).await {
-                    log::warn!("a metrics request failed: {error:#}");
-                }
-            }
+            () = &mut server => {}
             _ = ticks.tick() => {
-                let now = (running.sample()?, Instant::now());
+                let now = (running.borrow().sample()?, Instant::now());
                 let seconds = now.1.duration_since(last.1).as_secs_f64();
-                println!("\n{}", crate::stats::table(&now.0, &last.0, seconds).trim_end());
+                say(&format!("\n{}", crate::stats::table(&now.0, &last.0, seconds).trim_end()));
                 last = now;
             }
         }
-    }
-}
-
-/// The next metrics connection, or never when metrics are off.
-async fn accept(listener: Option<&TcpListener>) -> anyhow::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(listener) => Ok(listener.accept().await?.0),
-        None => std::future::pending().await,
     }
 }

@@ -191,7 +191,7 @@ fn bad_input_is_named_and_changes_nothing() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(unprivileged).starts_with("handshake: loading and attaching XDP needs CAP_BPF and CAP_NET_ADMIN (effective capabilities: 0x0)"),
+        stderr_of(unprivileged).starts_with("handshake: permission denied: loading and attaching XDP needs CAP_BPF and CAP_NET_ADMIN (effective capabilities: 0x0)"),
     );
     assert!(
         !xdp_attached(&lab),

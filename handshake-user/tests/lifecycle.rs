@@ -1,15 +1,10 @@
 //! Protection that outlives the CLI: `attach` pins, exits, and protection stays; ports
 //! change live; stats and metrics come from other processes; `detach` leaves nothing.
-//!
-//! The binary runs through `nsenter --net` rather than `ip netns exec`, which would mount
-//! a private /sys (and BPF filesystem) that vanishes with the command, taking the pins.
 
 mod common;
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpStream},
-    process::{Command, Output},
+    net::{IpAddr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -17,123 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::pinned::{Bed, port_total, scrape, total};
 use handshake::{
-    lab::{
-        CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4,
-        echo::{EchoServer, exchange, exchange_both_families},
-        run_in,
-    },
+    lab::{SERVER_IFACE, SERVER_V4, echo::exchange, run_in},
     loader::PassThrough,
 };
 use serde_json::Value;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_handshake");
-
-struct Bed {
-    lab: Lab,
-    pin_dir: String,
-    _servers: Vec<EchoServer>,
-    _peer: PassThrough,
-}
-
-impl Bed {
-    fn new() -> Self {
-        common::require_root();
-        let lab = Lab::create("life").unwrap();
-        lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-            .unwrap();
-        let servers = [8080, 8443]
-            .map(|port| EchoServer::start(&lab.server, port).unwrap())
-            .into();
-        let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
-            .unwrap()
-            .unwrap();
-        let pin_dir = format!("/sys/fs/bpf/handshake-test-{}", lab.server);
-        Self {
-            lab,
-            pin_dir,
-            _servers: servers,
-            _peer: peer,
-        }
-    }
-
-    /// `handshake --pin-dir PIN_DIR ARGS` in the server's network namespace.
-    fn command_with(&self, pin_dir: &str, args: &[&str]) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net=/run/netns/{}", self.lab.server))
-            .args([BINARY, "--pin-dir", pin_dir])
-            .args(args);
-        command
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        self.command_with(&self.pin_dir, args)
-    }
-
-    fn handshake(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.handshake(args);
-        assert!(
-            output.status.success(),
-            "handshake {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn error(&self, args: &[&str]) -> String {
-        let output = self.handshake(args);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "handshake {args:?} should fail"
-        );
-        String::from_utf8(output.stderr).unwrap()
-    }
-
-    fn stats(&self) -> Value {
-        serde_json::from_str(&self.ok(&["stats", "--json", "--iface", SERVER_IFACE])).unwrap()
-    }
-
-    fn connect(&self, port: u16, count: u32) {
-        run_in(&self.lab.client, move || {
-            exchange_both_families(port, count)
-        })
-        .unwrap()
-        .unwrap();
-    }
-
-    fn xdp_attached(&self) -> bool {
-        self.lab
-            .output(&self.lab.server, &["ip", "link", "show", SERVER_IFACE])
-            .unwrap()
-            .contains("xdp")
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-    }
-}
-
-fn total(stats: &Value, counter: &str) -> u64 {
-    stats["interfaces"][0]["counters"][counter]["total"]
-        .as_u64()
-        .unwrap()
-}
-
-fn port_total(stats: &Value, port: u16, counter: &str) -> Option<u64> {
-    let ports = stats["interfaces"][0]["ports"].as_array().unwrap();
-    ports
-        .iter()
-        .find(|entry| entry["port"] == port)
-        .map(|entry| entry[counter]["total"].as_u64().unwrap())
-}
 
 #[test]
 fn attach_outlives_the_cli_and_ports_change_live() {
@@ -224,29 +108,6 @@ fn attach_outlives_the_cli_and_ports_change_live() {
     );
 }
 
-/// Scrapes http://127.0.0.1:PORT/metrics inside the server namespace.
-fn scrape(lab: &Lab, port: u16) -> String {
-    run_in(&lab.server, move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut stream = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(stream) => break stream,
-                Err(error) if Instant::now() > deadline => {
-                    panic!("metrics endpoint never came up: {error}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    })
-    .unwrap()
-}
-
 #[test]
 fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
     let bed = Bed::new();
@@ -293,7 +154,7 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
 
     let map_ids: Vec<u32> = ["CONFIG", "PORTS", "SLOT_PORTS", "PORT_COUNTERS", "COUNTERS"]
         .map(|name| {
-            aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.pin_dir))
+            aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.ns_dir))
                 .unwrap()
                 .id()
         })
@@ -303,8 +164,8 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
         "handshake no longer protects hs-server\n"
     );
     assert!(
-        !std::path::Path::new(&format!("{}/{SERVER_IFACE}", bed.pin_dir)).exists(),
-        "pins left behind"
+        !std::path::Path::new(&bed.pin_dir).exists(),
+        "pins or empty folders left behind"
     );
     assert!(!bed.xdp_attached(), "XDP still attached after detach");
     // The kernel frees maps once the last reference is gone (after an RCU grace period).
@@ -322,8 +183,8 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
     assert_eq!(
         bed.ok(&["status"]),
         format!(
-            "handshake protects nothing (no attachments in {})\n",
-            bed.pin_dir
+            "handshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
         )
     );
 }
@@ -333,7 +194,7 @@ fn refusals_name_the_problem_and_change_nothing() {
     let bed = Bed::new();
     bed.ok(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
     let twice = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "443"]);
-    assert!(twice.starts_with(&format!("handshake: handshake already protects hs-server (pinned in {}/hs-server); nothing changed.", bed.pin_dir)), "{twice}");
+    assert!(twice.starts_with(&format!("handshake: handshake already protects hs-server (pinned in {}/hs-server); nothing changed.", bed.ns_dir)), "{twice}");
     assert_eq!(
         bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
         "hs-server: protected ports 8080\n"
@@ -347,7 +208,7 @@ fn refusals_name_the_problem_and_change_nothing() {
         bed.error(&["detach", "--iface", SERVER_IFACE]),
         format!(
             "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake status` lists what it protects\n",
-            bed.pin_dir
+            bed.ns_dir
         )
     );
 
@@ -364,23 +225,37 @@ fn refusals_name_the_problem_and_change_nothing() {
         refused.contains("name handshake_pass); handshake will not replace it"),
         "{refused}"
     );
-    assert!(!std::path::Path::new(&format!("{}/hs-server", bed.pin_dir)).exists());
+    assert!(!std::path::Path::new(&format!("{}/hs-server", bed.ns_dir)).exists());
     drop(foreign);
 
-    // A crashed attach leaves a folder without its link: reported, refused, removable.
-    std::fs::create_dir_all(format!("{}/hs-server", bed.pin_dir)).unwrap();
+    // A crashed attach leaves a folder without its link: reported, refused by the commands
+    // that need it, replaced by `attach`.
+    std::fs::create_dir_all(format!("{}/hs-server", bed.ns_dir)).unwrap();
+    let status = bed.ok(&["status"]);
     assert!(
-        bed.ok(&["status"])
-            .starts_with("hs-server: stale (the XDP link pin is missing")
+        status.starts_with("hs-server: NOT PROTECTED: stale pins (the XDP link pin is missing"),
+        "{status}"
     );
-    let stale = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    let stale = bed.error(&["ports", "list", "--iface", SERVER_IFACE]);
     assert!(
-        stale.contains(
-            "holds stale pins from an earlier handshake that did not finish; nothing changed"
-        ),
+        stale.contains("holds stale pins from an attach that did not finish"),
         "{stale}"
     );
-    bed.ok(&["detach", "--iface", SERVER_IFACE]);
+    let output = bed.handshake(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    assert!(output.status.success());
+    let warning = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        warning.starts_with(&format!(
+            "handshake: warning: replacing the pins in {}/hs-server: stale pins from an attach that did not finish",
+            bed.ns_dir
+        )),
+        "{warning}"
+    );
+    assert!(bed.xdp_attached());
+    assert_eq!(
+        bed.ok(&["detach", "--iface", SERVER_IFACE]),
+        "handshake no longer protects hs-server\n"
+    );
 
     // Outside a BPF filesystem nothing can be pinned.
     let output = bed
@@ -508,8 +383,8 @@ fn a_config_file_attaches_several_interfaces_each_with_its_own_ports() {
     assert_eq!(
         bed.ok(&["status"]),
         format!(
-            "handshake protects nothing (no attachments in {})\n",
-            bed.pin_dir
+            "handshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
         )
     );
 }
