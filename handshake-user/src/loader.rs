@@ -167,6 +167,15 @@ impl Handshake {
         self.maps.counters()
     }
 
+    /// The kernel's id of the loaded program, as `ip link` shows it on an interface.
+    pub fn program_id(&self) -> anyhow::Result<u32> {
+        let program = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM}"))?;
+        Ok(program.info()?.id())
+    }
+
     /// The loaded program, for BPF_PROG_TEST_RUN.
     pub fn program(&mut self) -> anyhow::Result<&mut Xdp> {
         program(&mut self.ebpf, PROGRAM)

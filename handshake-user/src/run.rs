@@ -15,7 +15,12 @@ use handshake_common::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    kernel_tcp::KernelTcp, loader::Handshake, metrics, ports, settings::Settings, stats::Sample,
+    interface,
+    kernel_tcp::KernelTcp,
+    loader::{Handshake, Mode},
+    metrics, ports,
+    settings::Settings,
+    stats::{Gone, Sample},
 };
 
 /// Loads and configures for `settings` with the `config` its validation gave (pinning
@@ -48,21 +53,92 @@ pub fn validate_all(all: &[Settings]) -> anyhow::Result<(Vec<Config>, KernelTcp)
 
 /// One attachment per interface, all detached when this returns.
 struct Running {
-    interfaces: Vec<(String, Handshake)>,
+    interfaces: Vec<Protected>,
+}
+
+struct Protected {
+    iface: String,
+    mode: Mode,
+    handshake: Handshake,
+    /// Why the interface lost its program (deleted, or deleted and created again), until
+    /// it is attached again.
+    lost: Option<String>,
 }
 
 impl Running {
     fn sample(&self) -> anyhow::Result<Vec<Sample>> {
         self.interfaces
             .iter()
-            .map(|(iface, handshake)| {
+            .map(|protected| {
                 Ok(Sample {
-                    iface: iface.clone(),
-                    counters: handshake.counters()?,
-                    ports: handshake.maps.ports.counters()?,
+                    iface: protected.iface.clone(),
+                    counters: protected.handshake.counters()?,
+                    ports: protected.handshake.maps.ports.counters()?,
                 })
             })
             .collect()
+    }
+
+    /// The exposition: counters of the protected interfaces, and the lost ones as such.
+    fn render(&self) -> anyhow::Result<String> {
+        let (protected, lost): (Vec<Sample>, Vec<Sample>) = self
+            .sample()?
+            .into_iter()
+            .partition(|sample| self.lost(&sample.iface).is_none());
+        let lost: Vec<Gone> = lost
+            .into_iter()
+            .map(|sample| Gone {
+                problem: self.lost(&sample.iface).unwrap_or_default().to_owned(),
+                iface: sample.iface,
+            })
+            .collect();
+        metrics::render(&protected, &lost)
+    }
+
+    fn lost(&self, iface: &str) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|protected| protected.iface == iface)
+            .and_then(|protected| protected.lost.as_deref())
+    }
+
+    /// An interface that is deleted takes its XDP program with it, and one created again
+    /// under the same name starts without: say so once, and attach again as soon as an
+    /// interface of that name is back.
+    fn follow(&mut self) {
+        for protected in &mut self.interfaces {
+            let Ok(id) = protected.handshake.program_id() else {
+                continue;
+            };
+            let iface = protected.iface.as_str();
+            if interface::xdp_program(iface).is_some_and(|running| running.id == id) {
+                continue;
+            }
+            if protected.lost.is_none() {
+                let lost = format!(
+                    "{iface} was deleted or recreated: protection is gone; handshake attaches again when an interface {iface} is back"
+                );
+                log::warn!("{lost}");
+                protected.lost = Some(lost);
+            }
+            let _ = protected.handshake.detach();
+            if interface::index(iface).is_err() {
+                continue;
+            }
+            match protected.handshake.attach(iface, protected.mode) {
+                Ok(mode) => {
+                    log::warn!("{iface} is back: protected again ({} XDP)", mode.name());
+                    protected.lost = None;
+                }
+                Err(error) => {
+                    let lost = format!("{iface} is back but attaching failed: {error:#}");
+                    if protected.lost.as_deref() != Some(lost.as_str()) {
+                        log::warn!("{lost}");
+                        protected.lost = Some(lost);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -100,14 +176,18 @@ pub async fn run(
             settings.iface,
             mode.name()
         ));
-        running.interfaces.push((settings.iface.clone(), handshake));
+        running.interfaces.push(Protected {
+            iface: settings.iface.clone(),
+            mode: settings.mode,
+            handshake,
+            lost: None,
+        });
     }
     let running = Rc::new(RefCell::new(running));
     let server = match metrics_listener {
         Some(listener) => {
             let running = running.clone();
-            let render: metrics::Render =
-                Rc::new(move || metrics::render(&running.borrow().sample()?, &[]));
+            let render: metrics::Render = Rc::new(move || running.borrow().render());
             done.push(format!(
                 "serving metrics on http://{}/metrics",
                 listener.local_addr()?
@@ -120,7 +200,10 @@ pub async fn run(
         say(&line);
     }
     watch(&running, &mut loggers, interval, server).await?;
-    for (iface, handshake) in &mut running.borrow_mut().interfaces {
+    for Protected {
+        iface, handshake, ..
+    } in &mut running.borrow_mut().interfaces
+    {
         handshake.detach()?;
         let totals = handshake.counters()?;
         say(&format!(
@@ -146,6 +229,8 @@ async fn watch(
     // The program logs only rare failures; reading its ring buffer 10 times a second is
     // plenty and needs no fd registration.
     let mut log_ticks = tokio::time::interval(Duration::from_millis(100));
+    // Asking the kernel what each interface runs costs an `ip` process: once a second.
+    let mut follow_ticks = tokio::time::interval(Duration::from_secs(1));
     let mut last = (running.borrow().sample()?, Instant::now());
     let server = async {
         match server {
@@ -160,6 +245,7 @@ async fn watch(
             _ = interrupt.recv() => return Ok(()),
             _ = log_ticks.tick() => loggers.iter_mut().for_each(|logger| logger.flush()),
             () = &mut server => {}
+            _ = follow_ticks.tick() => running.borrow_mut().follow(),
             _ = ticks.tick() => {
                 let now = (running.borrow().sample()?, Instant::now());
                 let seconds = now.1.duration_since(last.1).as_secs_f64();

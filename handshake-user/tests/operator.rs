@@ -251,16 +251,29 @@ fn intervals_and_addresses_are_validated() {
     );
 }
 
-/// Lines of a child's stdout, as they come.
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+/// Lines of a child's stdout or stderr, as they come.
+fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (sender, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             let _ = sender.send(line);
         }
     });
     lines
+}
+
+/// Waits for `line` among `lines`, for at most 10 s.
+fn expect_line(lines: &mpsc::Receiver<String>, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(got) if got == line => return,
+            Ok(got) => seen.push(got),
+            Err(_) => {}
+        }
+    }
+    panic!("no line {line:?} within 10 s; saw {seen:?}");
 }
 
 #[test]
@@ -428,7 +441,7 @@ fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = lines_of(&mut run);
+    let lines = lines_of(run.stdout.take().unwrap());
     scrape(&bed.lab, 9724);
     let idle: Vec<TcpStream> = run_in(&bed.lab.server, || {
         (0..200)
@@ -552,4 +565,60 @@ fn concurrent_port_changes_all_land_and_names_stay_inside_the_pin_folder() {
         "handshake: \"../keep\" is not an interface name (1 to 15 characters, no '/', ':' or spaces); `ip link` lists interfaces\n"
     );
     assert!(Path::new(&keep).exists());
+}
+
+#[test]
+fn run_follows_an_interface_deleted_and_created_again() {
+    let bed = Bed::new();
+    bed.add_veth("hs-extra");
+    let config = std::env::temp_dir().join(format!("{}-run.toml", bed.lab.server));
+    std::fs::write(
+        &config,
+        "metrics = \"127.0.0.1:9725\"\n\n[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443]\nxdp_mode = \"generic\"\n",
+    )
+    .unwrap();
+    let mut run = bed
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let warnings = lines_of(run.stderr.take().unwrap());
+    scrape(&bed.lab, 9725);
+    std::fs::remove_file(&config).unwrap();
+    assert!(bed.xdp_on("hs-extra"));
+
+    let server = bed.lab.server.clone();
+    bed.lab
+        .exec(&server, &["ip", "link", "del", "hs-extra"])
+        .unwrap();
+    expect_line(
+        &warnings,
+        "handshake: warning: hs-extra was deleted or recreated: protection is gone; handshake attaches again when an interface hs-extra is back",
+    );
+    let response = scrape(&bed.lab, 9725);
+    assert!(
+        response.contains("handshake_protected{iface=\"hs-extra\"} 0\n"),
+        "{response}"
+    );
+    assert!(response.contains("handshake_protected{iface=\"hs-server\"} 1\n"));
+
+    bed.add_veth("hs-extra");
+    expect_line(
+        &warnings,
+        "handshake: warning: hs-extra is back: protected again (generic XDP)",
+    );
+    assert!(bed.xdp_on("hs-extra"));
+    let status = bed.ok(&["status"]);
+    assert!(
+        status.starts_with("hs-extra: protected by `handshake run` (program id "),
+        "{status}"
+    );
+    assert!(scrape(&bed.lab, 9725).contains("handshake_protected{iface=\"hs-extra\"} 1\n"));
+    bed.connect(8080, 2);
+
+    sigterm(&mut run);
+    assert!(run.wait().unwrap().success());
+    assert!(!bed.xdp_on("hs-extra"));
+    assert!(!bed.xdp_attached());
 }
