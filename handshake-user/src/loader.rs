@@ -124,7 +124,7 @@ impl Handshake {
             Mode::Native => program.attach(iface, XdpMode::Driver).map(|link| (link, Mode::Native)),
             Mode::Generic => program.attach(iface, XdpMode::Skb).map(|link| (link, Mode::Generic)),
             Mode::Auto => program.attach(iface, XdpMode::Driver).map(|link| (link, Mode::Native)).or_else(|error| {
-                log::warn!("native XDP on {iface} failed ({error}); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet");
+                log::warn!("native XDP on {iface} failed ({}); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet", cause(&error));
                 program.attach(iface, XdpMode::Skb).map(|link| (link, Mode::Generic))
             }),
         };
@@ -227,16 +227,36 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
 /// The kernel's own error (with its errno) first, then what to try.
 fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
     let hint = match mode {
-        Mode::Native => {
-            "; the driver may not support native XDP, or refuses it in this configuration (the kernel log, `dmesg`, may say why): try --xdp-mode generic or auto"
-        }
+        Mode::Native => "; try --xdp-mode generic or auto",
         _ => "",
     };
+    anyhow!(
+        "attaching XDP ({mode:?}) to {iface} failed: {}{hint}",
+        cause(&error)
+    )
+}
+
+/// An attach error with its errno, and what the errno means for XDP: a BPF link attach
+/// carries no netlink extack, so the driver's own sentence (e.g. veth's "Peer MTU is too
+/// large to set XDP") is lost and the errno is all there is.
+fn cause(error: &ProgramError) -> String {
     let mut cause = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = std::error::Error::source(error);
+    let mut errno = None;
     while let Some(inner) = source {
         cause = format!("{cause}: {inner}");
+        errno = errno.or(inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error));
         source = inner.source();
     }
-    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {cause}{hint}")
+    let meaning = match errno {
+        Some(libc::ERANGE) => {
+            " (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it)"
+        }
+        Some(libc::EOPNOTSUPP) => " (the driver has no native XDP)",
+        Some(libc::EBUSY) => " (another XDP program is attached)",
+        _ => "",
+    };
+    format!("{cause}{meaning}")
 }

@@ -622,3 +622,39 @@ fn run_follows_an_interface_deleted_and_created_again() {
     assert!(!bed.xdp_on("hs-extra"));
     assert!(!bed.xdp_attached());
 }
+
+#[test]
+fn a_refused_native_attach_keeps_the_kernels_errno() {
+    let bed = Bed::new();
+    bed.add_veth("hs-big");
+    let server = bed.lab.server.clone();
+    for iface in ["hs-big", "hs-big-p"] {
+        bed.lab
+            .exec(&server, &["ip", "link", "set", iface, "mtu", "9000"])
+            .unwrap();
+    }
+    let native = [
+        "attach",
+        "--iface",
+        "hs-big",
+        "--ports",
+        "80",
+        "--xdp-mode",
+        "native",
+    ];
+    assert_eq!(
+        bed.error(&native),
+        "handshake: attaching XDP (Native) to hs-big failed: `bpf_link_create` failed: Numerical result out of range (os error 34) (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it); try --xdp-mode generic or auto\n"
+    );
+    assert!(!bed.xdp_on("hs-big"));
+    let auto = bed.handshake(&["attach", "--iface", "hs-big", "--ports", "80"]);
+    assert!(auto.status.success());
+    assert_eq!(
+        String::from_utf8(auto.stderr).unwrap(),
+        "handshake: warning: native XDP on hs-big failed (`bpf_link_create` failed: Numerical result out of range (os error 34) (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it)); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet\n"
+    );
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-big: generic XDP, ports 80, program id ")
+    );
+}
