@@ -21,7 +21,7 @@ use crate::{
     ports,
     run::{prepare, validate_all},
     settings::Settings,
-    state::{self, Pinned},
+    state::{self, Inspected, Pinned},
 };
 
 /// Attaches every interface in `all`, or none: each is checked before the first is
@@ -46,12 +46,12 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
         match attach_one(root, settings, config) {
             Ok(mode) => {
                 done.push(format!(
-                    "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; `handshake detach --iface {}` removes it",
+                    "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; {} removes it",
                     ports::join(&settings.ports),
                     settings.iface,
                     mode.name(),
                     root.iface_dir(&settings.iface).display(),
-                    settings.iface
+                    root.command(&format!("detach --iface {}", settings.iface))
                 ));
                 attached.push(&settings.iface);
             }
@@ -82,17 +82,15 @@ fn refuse_existing(root: &PinRoot, iface: &str) -> anyhow::Result<Option<String>
     if !root.has(iface)? {
         return Ok(None);
     }
-    let problem = match Pinned::open(&dir, iface) {
-        Ok(pinned) => match pinned.check() {
-            Ok(()) => bail!(
-                "handshake already protects {iface} (pinned in {}); nothing changed. Change its ports with `handshake ports add|remove --iface {iface}`, or `handshake detach --iface {iface}` first",
-                dir.display()
-            ),
-            Err(problem) => problem,
-        },
-        Err(error) => format!("stale pins from an attach that did not finish ({error:#})"),
-    };
-    Ok(Some(problem))
+    match state::inspect(root, iface) {
+        Inspected::Protected(_) => bail!(
+            "handshake already protects {iface} (pinned in {}); nothing changed. Change its ports with {}, or {} first",
+            dir.display(),
+            root.command(&format!("ports add|remove --iface {iface}")),
+            root.command(&format!("detach --iface {iface}"))
+        ),
+        gone => Ok(gone.problem().map(str::to_owned)),
+    }
 }
 
 fn attach_one(root: &PinRoot, settings: &Settings, config: &Config) -> anyhow::Result<Mode> {
@@ -118,21 +116,12 @@ pub fn detach(root: &PinRoot, iface: &str) -> anyhow::Result<String> {
     let _lock = root.lock()?;
     let dir = root.iface_dir(iface);
     if !root.has(iface)? {
-        if let Some(running) = state::run_program(iface) {
-            bail!(
-                "{iface} is protected by `handshake run` (program id {}), not by pins; stop that process (Ctrl-C or SIGTERM) to detach it",
-                running.id
-            );
-        }
-        bail!(
-            "handshake is not attached to {iface} (no {}); `handshake status` lists what it protects",
-            dir.display()
-        );
+        return Err(state::not_attached(root, iface));
     }
-    let (was, program_id) = match Pinned::open(&dir, iface) {
-        Ok(pinned) => (pinned.check().err(), Some(pinned.program_id)),
-        Err(error) => (Some(format!("stale pins ({error:#})")), None),
-    };
+    let inspected = state::inspect(root, iface);
+    let program_id = inspected.pinned().map(|pinned| pinned.program_id);
+    let was = inspected.problem().map(str::to_owned);
+    drop(inspected);
     remove_pins(&dir)?;
     root.remove_if_empty();
     if let Some(id) = program_id {
@@ -197,27 +186,16 @@ struct Entry {
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for iface in root.interfaces()? {
-        let entry = match Pinned::open(&root.iface_dir(&iface), &iface) {
-            Ok(pinned) => Entry {
-                by: "attach",
-                program_id: Some(pinned.program_id),
-                mode: Some(pinned.mode()),
-                ports: pinned.ports(),
-                since: pinned.loaded_at,
-                problem: pinned.check().err(),
-                iface,
-            },
-            Err(error) => Entry {
-                by: "attach",
-                program_id: None,
-                mode: None,
-                ports: Vec::new(),
-                since: None,
-                problem: Some(format!(
-                    "stale pins ({error:#}); `handshake detach --iface {iface}` removes them"
-                )),
-                iface,
-            },
+        let inspected = state::inspect(root, &iface);
+        let pinned = inspected.pinned();
+        let entry = Entry {
+            by: "attach",
+            program_id: pinned.map(|pinned| pinned.program_id),
+            mode: pinned.map(Pinned::mode),
+            ports: pinned.map(Pinned::ports).unwrap_or_default(),
+            since: pinned.and_then(|pinned| pinned.loaded_at),
+            problem: inspected.problem().map(str::to_owned),
+            iface,
         };
         entries.push(entry);
     }

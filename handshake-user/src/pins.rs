@@ -31,6 +31,8 @@ pub const PROGRAM: &str = "program";
 pub struct PinRoot {
     root: PathBuf,
     netns: PathBuf,
+    /// How hints spell this program: with `--pin-dir` when the root is not the default.
+    command: String,
 }
 
 impl PinRoot {
@@ -40,7 +42,21 @@ impl PinRoot {
         let root = root.into();
         refuse_private_sys(&root)?;
         let netns = root.join(format!("netns-{}", interface::netns_cookie()?));
-        Ok(Self { root, netns })
+        let command = if root == Path::new(DEFAULT_ROOT) {
+            "handshake".to_owned()
+        } else {
+            format!("handshake --pin-dir {}", root.display())
+        };
+        Ok(Self {
+            root,
+            netns,
+            command,
+        })
+    }
+
+    /// `handshake SUBCOMMAND` as a hint should spell it for this root.
+    pub fn command(&self, subcommand: &str) -> String {
+        format!("`{} {subcommand}`", self.command)
     }
 
     /// This namespace's folder.

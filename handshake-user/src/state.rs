@@ -3,9 +3,9 @@
 //! `bpftool link detach`, leaves the pins in place but protects nothing. Every command
 //! that reports or changes an attachment checks it here first.
 
-use std::{path::Path, time::SystemTime};
+use std::time::SystemTime;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use aya::programs::{
     ProgramInfo,
     links::{FdLink, PinnedLink},
@@ -28,10 +28,49 @@ pub struct Pinned {
     link_program_id: u32,
 }
 
+/// The pins of one interface, as the kernel sees them.
+pub enum Inspected {
+    Protected(Pinned),
+    /// Pins that protect nothing any more, and why (with what to do).
+    Gone(Pinned, String),
+    /// Pins missing (an attach that did not finish) or unreadable, and what to do.
+    Stale(String),
+}
+
+impl Inspected {
+    pub fn pinned(&self) -> Option<&Pinned> {
+        match self {
+            Inspected::Protected(pinned) | Inspected::Gone(pinned, _) => Some(pinned),
+            Inspected::Stale(_) => None,
+        }
+    }
+
+    /// Why it protects nothing, and what to do; `None` when it protects.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Inspected::Protected(_) => None,
+            Inspected::Gone(_, problem) | Inspected::Stale(problem) => Some(problem),
+        }
+    }
+}
+
+/// Opens and checks the pins of `iface` (whose folder exists).
+pub fn inspect(root: &PinRoot, iface: &str) -> Inspected {
+    match Pinned::open(root, iface) {
+        Ok(pinned) => match pinned.check(root) {
+            Ok(()) => Inspected::Protected(pinned),
+            Err(problem) => Inspected::Gone(pinned, problem),
+        },
+        Err(error) => Inspected::Stale(format!(
+            "stale pins from an attach that did not finish ({error:#}); {} removes them",
+            root.command(&format!("detach --iface {iface}"))
+        )),
+    }
+}
+
 impl Pinned {
-    /// Opens the pins in `dir`; an error means pins are missing (an attach that did not
-    /// finish) or unreadable.
-    pub fn open(dir: &Path, iface: &str) -> anyhow::Result<Self> {
+    fn open(root: &PinRoot, iface: &str) -> anyhow::Result<Self> {
+        let dir = root.iface_dir(iface);
         let link = PinnedLink::from_pin(dir.join(pins::LINK))
             .map(FdLink::from)
             .context("the XDP link pin is missing")?;
@@ -45,18 +84,22 @@ impl Pinned {
             iface: iface.to_owned(),
             program_id: program.id(),
             loaded_at: program.loaded_at(),
-            maps: Maps::from_pins(dir)?,
+            maps: Maps::from_pins(&dir)?,
             link_program_id,
         })
     }
 
     /// `Ok` when the interface of this name in this namespace runs the pinned program
     /// through the pinned link; otherwise why protection is gone and what to do.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self, root: &PinRoot) -> Result<(), String> {
         let iface = &self.iface;
         let again = format!(
-            "run `handshake attach --iface {iface} --ports {}` again (it replaces these pins), or `handshake detach --iface {iface}` to remove them",
-            self.ports_text()
+            "run {} again (it replaces these pins), or {} to remove them",
+            root.command(&format!(
+                "attach --iface {iface} --ports {}",
+                ports::join(&self.ports())
+            )),
+            root.command(&format!("detach --iface {iface}"))
         );
         if interface::index(iface).is_err() {
             return Err(format!(
@@ -92,10 +135,6 @@ impl Pinned {
             .map(|ports| ports.into_keys().collect())
             .unwrap_or_default()
     }
-
-    fn ports_text(&self) -> String {
-        ports::join(&self.ports())
-    }
 }
 
 /// The attachment of `iface` in this namespace, checked against the kernel: the error says
@@ -103,32 +142,31 @@ impl Pinned {
 pub fn protected(root: &PinRoot, iface: &str) -> anyhow::Result<Pinned> {
     interface::check_name(iface)?;
     if !root.has(iface)? {
-        if let Some(running) = run_program(iface) {
-            anyhow::bail!(
-                "{iface} is protected by `handshake run` (program id {}), which prints its counters itself and serves them with --metrics; this command works on what `handshake attach` pinned",
-                running.id
-            );
-        }
-        anyhow::bail!(
-            "handshake is not attached to {iface} (no {}); `handshake status` lists what it protects",
-            root.iface_dir(iface).display()
-        );
+        return Err(not_attached(root, iface));
     }
-    let pinned = Pinned::open(&root.iface_dir(iface), iface).map_err(|error| {
-        anyhow::anyhow!(
-            "{} holds stale pins from an attach that did not finish ({error:#}); `handshake detach --iface {iface}` removes them",
-            root.iface_dir(iface).display()
-        )
-    })?;
-    pinned.check().map_err(anyhow::Error::msg)?;
-    Ok(pinned)
+    match inspect(root, iface) {
+        Inspected::Protected(pinned) => Ok(pinned),
+        Inspected::Gone(_, problem) => Err(anyhow!("{problem}")),
+        Inspected::Stale(problem) => Err(anyhow!("{}: {problem}", root.iface_dir(iface).display())),
+    }
 }
 
-/// The handshake program on `iface` when it is not one pinned here: `handshake run`'s.
-pub fn run_program(iface: &str) -> Option<interface::XdpProgram> {
-    run_programs(&[])
+/// Why a command about `iface` finds no pins: `handshake run` protects it, or nothing does.
+pub fn not_attached(root: &PinRoot, iface: &str) -> anyhow::Error {
+    if let Some(running) = run_programs(&[])
         .into_iter()
         .find(|program| program.iface == iface)
+    {
+        return anyhow!(
+            "{iface} is protected by `handshake run` (program id {}), not by pins: that process prints its counters, serves them with --metrics, and detaches on Ctrl-C or SIGTERM",
+            running.id
+        );
+    }
+    anyhow!(
+        "handshake is not attached to {iface} (no {}); {} lists what it protects",
+        root.iface_dir(iface).display(),
+        root.command("status")
+    )
 }
 
 /// Interfaces running a handshake program other than the pinned ones (`pinned_ids`): those

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::{
     counters::Snapshot,
     pins::PinRoot,
-    state::{self, Pinned},
+    state::{self, Inspected, Pinned},
 };
 
 /// One interface's counters at one moment.
@@ -41,14 +41,12 @@ pub fn sample(root: &PinRoot, only: Option<&str>) -> anyhow::Result<(Vec<Sample>
     let mut samples = Vec::new();
     let mut gone = Vec::new();
     for iface in root.interfaces()? {
-        let checked = Pinned::open(&root.iface_dir(&iface), &iface)
-            .map_err(|error| {
-                format!("stale pins ({error:#}); `handshake detach --iface {iface}` removes them")
-            })
-            .and_then(|pinned| pinned.check().map(|()| pinned));
-        match checked {
-            Ok(pinned) => samples.push(sample_of(&pinned)?),
-            Err(problem) => gone.push(Gone { iface, problem }),
+        match state::inspect(root, &iface) {
+            Inspected::Protected(pinned) => samples.push(sample_of(&pinned)?),
+            gone_or_stale => gone.push(Gone {
+                problem: gone_or_stale.problem().unwrap_or_default().to_owned(),
+                iface,
+            }),
         }
     }
     Ok((samples, gone))
@@ -171,11 +169,15 @@ pub fn run(root: &PinRoot, only: Option<&str>, watch: bool, as_json: bool) -> an
     if first.is_empty() {
         if gone.is_empty() {
             bail!(
-                "handshake protects nothing in this network namespace (no attachments in {}); `handshake status` shows what `handshake run` protects",
-                root.path().display()
+                "handshake protects nothing in this network namespace (no attachments in {}); {} shows what `handshake run` protects",
+                root.path().display(),
+                root.command("status")
             );
         }
-        bail!("no attached interface is protected (see above); `handshake status` lists them");
+        bail!(
+            "no attached interface is protected (see above); {} lists them",
+            root.command("status")
+        );
     }
     let redraw = watch && !as_json && std::io::stdout().is_terminal();
     let mut earlier = (first, Instant::now());

@@ -207,8 +207,8 @@ fn refusals_name_the_problem_and_change_nothing() {
     assert_eq!(
         bed.error(&["detach", "--iface", SERVER_IFACE]),
         format!(
-            "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake status` lists what it protects\n",
-            bed.ns_dir
+            "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake --pin-dir {} status` lists what it protects\n",
+            bed.ns_dir, bed.pin_dir
         )
     );
 
@@ -233,12 +233,17 @@ fn refusals_name_the_problem_and_change_nothing() {
     std::fs::create_dir_all(format!("{}/hs-server", bed.ns_dir)).unwrap();
     let status = bed.ok(&["status"]);
     assert!(
-        status.starts_with("hs-server: NOT PROTECTED: stale pins (the XDP link pin is missing"),
+        status.starts_with(
+            "hs-server: NOT PROTECTED: stale pins from an attach that did not finish (the XDP link pin is missing"
+        ),
         "{status}"
     );
     let stale = bed.error(&["ports", "list", "--iface", SERVER_IFACE]);
     assert!(
-        stale.contains("holds stale pins from an attach that did not finish"),
+        stale.starts_with(&format!(
+            "handshake: {}/hs-server: stale pins from an attach that did not finish (the XDP link pin is missing",
+            bed.ns_dir
+        )),
         "{stale}"
     );
     let output = bed.handshake(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);

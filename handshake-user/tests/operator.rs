@@ -61,7 +61,10 @@ fn a_recreated_interface_is_reported_and_attach_replaces_the_dead_pins() {
         .unwrap();
     bed.add_veth("hs-extra");
 
-    let gone = "hs-extra was recreated or its XDP link was detached (it runs no XDP program): protection is gone; run `handshake attach --iface hs-extra --ports 443` again (it replaces these pins), or `handshake detach --iface hs-extra` to remove them";
+    let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
+    let gone = format!(
+        "hs-extra was recreated or its XDP link was detached (it runs no XDP program): protection is gone; run `{handshake} attach --iface hs-extra --ports 443` again (it replaces these pins), or `{handshake} detach --iface hs-extra` to remove them"
+    );
     let status = bed.ok(&["status"]);
     let lines: Vec<&str> = status.lines().collect();
     assert_eq!(lines[0], format!("hs-extra: NOT PROTECTED: {gone}"));
@@ -73,7 +76,7 @@ fn a_recreated_interface_is_reported_and_attach_replaces_the_dead_pins() {
     let interfaces = json["interfaces"].as_array().unwrap();
     assert_eq!(interfaces[0]["iface"], "hs-extra");
     assert_eq!(interfaces[0]["protected"], false);
-    assert_eq!(interfaces[0]["problem"], gone);
+    assert_eq!(interfaces[0]["problem"], gone.as_str());
     assert_eq!(interfaces[1]["iface"], "hs-server");
     assert_eq!(interfaces[1]["protected"], true);
     assert_eq!(interfaces[1]["by"], "attach");
@@ -133,7 +136,9 @@ fn a_recreated_interface_is_reported_and_attach_replaces_the_dead_pins() {
     bed.lab
         .exec(&server, &["ip", "link", "del", "hs-extra"])
         .unwrap();
-    let deleted = "hs-extra is gone from this network namespace: protection is gone; when it is back, run `handshake attach --iface hs-extra --ports 443` again";
+    let deleted = format!(
+        "hs-extra is gone from this network namespace: protection is gone; when it is back, run `{handshake} attach --iface hs-extra --ports 443` again"
+    );
     assert!(
         bed.ok(&["status"])
             .starts_with(&format!("hs-extra: NOT PROTECTED: {deleted}")),
