@@ -211,3 +211,59 @@ pub async fn run(root: PinRoot, address: SocketAddr) -> anyhow::Result<()> {
     serve_forever(listener, render).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use handshake_common::counters::PortCounters;
+
+    use super::*;
+    use crate::counters::Snapshot;
+
+    #[test]
+    fn series_come_sorted_by_interface_then_port() {
+        let ports: BTreeMap<u16, PortCounters> = [9, 80, 443, 1000, 8080, 65535]
+            .into_iter()
+            .map(|port| (port, PortCounters::default()))
+            .collect();
+        let samples: Vec<Sample> = ["eth1", "eth0"]
+            .into_iter()
+            .map(|iface| Sample {
+                iface: iface.to_owned(),
+                counters: Snapshot::default(),
+                ports: ports.clone(),
+            })
+            .collect();
+        let gone = [Gone {
+            iface: "a0".to_owned(),
+            problem: String::new(),
+        }];
+        let text = render(&samples, &gone).unwrap();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("handshake_syn_ack_sent_total"))
+            .collect();
+        let expected: Vec<String> = ["eth0", "eth1"]
+            .into_iter()
+            .flat_map(|iface| {
+                [9, 80, 443, 1000, 8080, 65535].map(|port| {
+                    format!("handshake_syn_ack_sent_total{{iface=\"{iface}\",port=\"{port}\"}} 0")
+                })
+            })
+            .collect();
+        assert_eq!(series, expected);
+        let protected: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("handshake_protected"))
+            .collect();
+        assert_eq!(
+            protected,
+            [
+                "handshake_protected{iface=\"a0\"} 0",
+                "handshake_protected{iface=\"eth0\"} 1",
+                "handshake_protected{iface=\"eth1\"} 1"
+            ]
+        );
+    }
+}
