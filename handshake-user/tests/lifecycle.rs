@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::pinned::{Bed, port_total, scrape, total};
+use common::pinned::{ATTACH, Bed, port_total, scrape, total};
 use handshake::{
     lab::{SERVER_IFACE, SERVER_V4, echo::exchange, run_in},
     loader::PassThrough,
@@ -22,15 +22,7 @@ use serde_json::Value;
 #[test]
 fn attach_outlives_the_cli_and_ports_change_live() {
     let bed = Bed::new();
-    let attached = bed.ok(&[
-        "attach",
-        "--iface",
-        SERVER_IFACE,
-        "--ports",
-        "8080",
-        "--xdp-mode",
-        "native",
-    ]);
+    let attached = bed.ok(&ATTACH);
     let last = attached.lines().last().unwrap();
     assert!(
         last.starts_with("handshake protects TCP ports 8080 on hs-server (native XDP), pinned in"),
@@ -277,15 +269,17 @@ fn refusals_name_the_problem_and_change_nothing() {
     assert!(!bed.xdp_attached());
 
     // An invalid config file is refused whole, naming the line and key.
-    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
-    std::fs::write(&config, "[[interface]]\nname = \"hs-server\"\nports = [8080]\n\n[[interface]]\nname = \"hs-server\"\nports = [0]\n").unwrap();
-    let invalid = bed.error(&["attach", "--config", config.to_str().unwrap()]);
+    let config = bed.config(
+        "invalid",
+        "[[interface]]\nname = \"hs-server\"\nports = [8080]\n\n[[interface]]\nname = \"hs-server\"\nports = [0]\n",
+    );
+    let invalid = bed.error(&["attach", "--config", &config]);
     std::fs::remove_file(&config).unwrap();
     assert_eq!(
         invalid,
         format!(
             "handshake: {}: line 6, key interface.name: interface hs-server appears twice; give each interface one table\n",
-            config.display()
+            config
         )
     );
     assert!(!bed.xdp_attached());
@@ -294,21 +288,7 @@ fn refusals_name_the_problem_and_change_nothing() {
 #[test]
 fn run_serves_metrics_from_its_live_maps() {
     let bed = Bed::new();
-    let mut run = bed
-        .command(&[
-            "run",
-            "--iface",
-            SERVER_IFACE,
-            "--ports",
-            "8080",
-            "--xdp-mode",
-            "native",
-            "--metrics",
-            "127.0.0.1:9721",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = bed.run(&["--metrics", "127.0.0.1:9721"]);
     let _ = scrape(&bed.lab, 9721);
     bed.connect(8080, 2);
     let response = scrape(&bed.lab, 9721);
@@ -324,33 +304,12 @@ fn run_serves_metrics_from_its_live_maps() {
 #[test]
 fn a_config_file_attaches_several_interfaces_each_with_its_own_ports() {
     let bed = Bed::new();
-    // A second interface in the server namespace: a veth pair with both ends there.
-    bed.lab
-        .exec(
-            &bed.lab.server,
-            &[
-                "ip",
-                "link",
-                "add",
-                "hs-extra",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "hs-extra-peer",
-            ],
-        )
-        .unwrap();
-    bed.lab
-        .exec(&bed.lab.server, &["ip", "link", "set", "hs-extra", "up"])
-        .unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
-    std::fs::write(
-        &config,
+    bed.add_veth("hs-extra");
+    let config = bed.config(
+        "two",
         "[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443, 8443]\nxdp_mode = \"generic\"\nmss = 1400\n",
-    )
-    .unwrap();
-    let attached = bed.ok(&["attach", "--config", config.to_str().unwrap()]);
+    );
+    let attached = bed.ok(&["attach", "--config", &config]);
     std::fs::remove_file(&config).unwrap();
     assert_eq!(
         attached

@@ -19,22 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::pinned::{BINARY, Bed, error, ok, scrape, total};
+use common::pinned::{ATTACH, BINARY, Bed, error, ok, scrape, total};
 use handshake::{
     lab::{SERVER_IFACE, netns::spawn_in, run_in},
     loader::PassThrough,
 };
 use serde_json::Value;
-
-const ATTACH: [&str; 7] = [
-    "attach",
-    "--iface",
-    SERVER_IFACE,
-    "--ports",
-    "8080",
-    "--xdp-mode",
-    "native",
-];
 
 fn sigterm(child: &mut Child) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
@@ -158,22 +148,7 @@ fn pins_belong_to_their_network_namespace() {
     let bed = Bed::new();
     bed.ok(&ATTACH);
     // The client namespace gets an unprotected interface of the same name.
-    bed.lab
-        .exec(
-            &bed.lab.client,
-            &[
-                "ip",
-                "link",
-                "add",
-                SERVER_IFACE,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "hs-server-p",
-            ],
-        )
-        .unwrap();
+    bed.add_veth_in(&bed.lab.client, SERVER_IFACE);
     let in_client = |args: &[&str]| bed.command_in(&bed.lab.client, args).output().unwrap();
     let status = ok(in_client(&["status"]), &["status"]);
     assert!(
@@ -303,22 +278,7 @@ fn a_reader_that_goes_away_ends_output_never_protection() {
     bed.ok(&["detach", "--iface", SERVER_IFACE]);
 
     // `handshake run ... | head -2`
-    let mut run = bed
-        .command(&[
-            "run",
-            "--iface",
-            SERVER_IFACE,
-            "--ports",
-            "8080",
-            "--xdp-mode",
-            "native",
-            "--interval",
-            "0.1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = bed.run(&["--interval", "0.1"]);
     let mut reader = BufReader::new(run.stdout.take().unwrap());
     for _ in 0..2 {
         reader.read_line(&mut String::new()).unwrap();
@@ -407,13 +367,11 @@ fn a_config_whose_second_interface_fails_prints_and_keeps_nothing() {
     let _foreign = run_in(&bed.lab.server, || PassThrough::attach("hs-extra"))
         .unwrap()
         .unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
-    std::fs::write(
-        &config,
+    let config = bed.config(
+        "config",
         "[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [\"443,8000-8001\"]\n",
-    )
-    .unwrap();
-    let refused = bed.error(&["attach", "--config", config.to_str().unwrap()]);
+    );
+    let refused = bed.error(&["attach", "--config", &config]);
     std::fs::remove_file(&config).unwrap();
     assert!(
         refused.starts_with("handshake: hs-extra already has an XDP program (id "),
@@ -429,23 +387,7 @@ fn a_config_whose_second_interface_fails_prints_and_keeps_nothing() {
 #[test]
 fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
     let bed = Bed::new();
-    let mut run = bed
-        .command(&[
-            "run",
-            "--iface",
-            SERVER_IFACE,
-            "--ports",
-            "8080",
-            "--xdp-mode",
-            "native",
-            "--interval",
-            "0.2",
-            "--metrics",
-            "127.0.0.1:9724",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = bed.run(&["--interval", "0.2", "--metrics", "127.0.0.1:9724"]);
     let lines = lines_of(run.stdout.take().unwrap());
     scrape(&bed.lab, 9724);
     let idle: Vec<TcpStream> = run_in(&bed.lab.server, || {
@@ -576,14 +518,12 @@ fn concurrent_port_changes_all_land_and_names_stay_inside_the_pin_folder() {
 fn run_follows_an_interface_deleted_and_created_again() {
     let bed = Bed::new();
     bed.add_veth("hs-extra");
-    let config = std::env::temp_dir().join(format!("{}-run.toml", bed.lab.server));
-    std::fs::write(
-        &config,
+    let config = bed.config(
+        "run",
         "metrics = \"127.0.0.1:9725\"\n\n[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443]\nxdp_mode = \"generic\"\n",
-    )
-    .unwrap();
+    );
     let mut run = bed
-        .command(&["run", "--config", config.to_str().unwrap()])
+        .command(&["run", "--config", &config])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,7 +8,7 @@
 use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
-    process::{Command, Output},
+    process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -23,6 +23,17 @@ use handshake::{
 use serde_json::Value;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_handshake");
+
+/// `attach` protecting 8080 natively on the server's veth.
+pub const ATTACH: [&str; 7] = [
+    "attach",
+    "--iface",
+    SERVER_IFACE,
+    "--ports",
+    "8080",
+    "--xdp-mode",
+    "native",
+];
 
 pub struct Bed {
     pub lab: Lab,
@@ -119,18 +130,41 @@ impl Bed {
 
     /// A second interface in the server namespace: a veth pair with both ends there.
     pub fn add_veth(&self, name: &str) {
+        self.add_veth_in(&self.lab.server, name);
+    }
+
+    /// A veth pair NAME, NAME-p with both ends in namespace `ns`, up.
+    pub fn add_veth_in(&self, ns: &str, name: &str) {
         let peer = format!("{name}-p");
+        let add = [
+            "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ];
+        self.lab.exec(ns, &add).unwrap();
         self.lab
-            .exec(
-                &self.lab.server,
-                &[
-                    "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
-                ],
-            )
+            .exec(ns, &["ip", "link", "set", name, "up"])
             .unwrap();
-        self.lab
-            .exec(&self.lab.server, &["ip", "link", "set", name, "up"])
-            .unwrap();
+    }
+
+    /// `handshake run` protecting 8080 natively on the server's veth, with `extra`
+    /// options; stdout and stderr piped.
+    pub fn run(&self, extra: &[&str]) -> Child {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&ATTACH[1..]);
+        args.extend_from_slice(extra);
+        self.command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Bed {
+    /// Writes a config file named after the lab and `tag`; returns its path.
+    pub fn config(&self, tag: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("{}-{tag}.toml", self.lab.server));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
     }
 }
 
