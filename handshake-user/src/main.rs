@@ -214,13 +214,6 @@ fn socket_address(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
-    // The metrics server's connection tasks run on this thread (they share the maps).
-    let local = tokio::task::LocalSet::new();
     // Commands that read or change pins: root, and the namespace's folder.
     let pins = |what: &str| -> anyhow::Result<PinRoot> {
         privileges::require(what)?;
@@ -229,20 +222,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
             protect,
-            interval: seconds,
+            interval,
             metrics,
-        } => {
-            let interval = interval(&seconds)?;
-            let metrics = match metrics {
-                Some(text) => Some(socket_address("--metrics", &text)?),
-                None => None,
-            };
-            let (settings, file_metrics) = protect.settings()?;
-            local.block_on(
-                &runtime()?,
-                run::run(settings, interval, metrics.or(file_metrics)),
-            )
-        }
+        } => run_command(protect, &interval, metrics),
         Command::Attach { protect } => {
             end_quietly_on_broken_pipe();
             let settings = protect.settings()?.0;
@@ -275,10 +257,32 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics { listen } => {
             let address = socket_address("--listen", &listen)?;
             let root = pins("reading the pinned maps")?;
-            local.block_on(&runtime()?, handshake::metrics::run(root, address))
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            // Connection tasks share the pins' reader, on this thread.
+            tokio::task::LocalSet::new().block_on(&runtime, handshake::metrics::run(root, address))
         }
         Command::Demo { connections } => handshake::demo::run(connections),
     }
+}
+
+/// `handshake run`: everything checked before anything is loaded.
+fn run_command(protect: Protect, seconds: &str, metrics: Option<String>) -> anyhow::Result<()> {
+    let interval = interval(seconds)?;
+    let metrics = match metrics {
+        Some(text) => Some(socket_address("--metrics", &text)?),
+        None => None,
+    };
+    let (settings, file_metrics) = protect.settings()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // The metrics server's connection tasks run on this thread (they share the maps).
+    tokio::task::LocalSet::new().block_on(
+        &runtime,
+        run::run(settings, interval, metrics.or(file_metrics)),
+    )
 }
 
 fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {

@@ -6,9 +6,10 @@
 //! a private /sys (and BPF filesystem) that vanishes with the command, taking the pins.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{BufRead as _, BufReader, Read as _, Write as _},
     net::TcpStream,
     process::{Child, Command, Output, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -238,4 +239,33 @@ pub fn scrape(lab: &Lab, port: u16) -> String {
         response
     })
     .unwrap()
+}
+
+pub fn sigterm(child: &mut Child) {
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// Lines of a child's stdout or stderr, as they come.
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    lines
+}
+
+/// Waits for `line` among `lines`, for at most 10 s.
+pub fn expect_line(lines: &mpsc::Receiver<String>, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(got) if got == line => return,
+            Ok(got) => seen.push(got),
+            Err(_) => {}
+        }
+    }
+    panic!("no line {line:?} within 10 s; saw {seen:?}");
 }
