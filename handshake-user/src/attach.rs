@@ -219,13 +219,23 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
 /// then the namespace's cookie mode (read where `status` runs).
 pub fn status(root: &PinRoot) -> anyhow::Result<String> {
     let entries = entries(root)?;
-    if entries.is_empty() {
-        return Ok(format!(
-            "handshake protects nothing in this network namespace (no attachments in {})\n",
-            root.path().display()
-        ));
-    }
     let mut text = String::new();
+    for folder in root.foreign_folders() {
+        let _ = writeln!(
+            text,
+            "note: {} is no network namespace's folder (pins of a handshake from before folders per namespace?); what it pins stays attached until `rm -r {}`",
+            folder.display(),
+            folder.display()
+        );
+    }
+    if entries.is_empty() {
+        let _ = writeln!(
+            text,
+            "handshake protects nothing in this network namespace (no attachments in {})",
+            root.path().display()
+        );
+        return Ok(text);
+    }
     for entry in &entries {
         let iface = &entry.iface;
         let line = match (&entry.problem, entry.by) {

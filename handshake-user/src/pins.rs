@@ -144,6 +144,23 @@ impl PinRoot {
         Ok(names)
     }
 
+    /// Folders under the root that are no namespace's: pins of a handshake from before
+    /// folders per namespace (`ROOT/IFACE`), which still hold their program attached.
+    pub fn foreign_folders(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut folders: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().is_dir())
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with("netns-"))
+            .filter(|entry| entry.path().join(PROGRAM).exists())
+            .map(|entry| entry.path())
+            .collect();
+        folders.sort();
+        folders
+    }
+
     /// Whether `iface` has a folder here; a folder that cannot be read is an error, never
     /// "not attached".
     pub fn has(&self, iface: &str) -> anyhow::Result<bool> {

@@ -278,3 +278,23 @@ fn a_refused_native_attach_keeps_the_kernels_errno() {
             .starts_with("hs-big: generic XDP, ports 80, program id ")
     );
 }
+
+#[test]
+fn pins_of_the_older_layout_are_pointed_out() {
+    let bed = Bed::new();
+    // Before folders per namespace, pins lived in ROOT/IFACE.
+    let old = format!("{}/hs-server", bed.pin_dir);
+    std::fs::create_dir_all(&old).unwrap();
+    let dir = old.clone();
+    handshake::lab::run_in(&bed.lab.server, move || {
+        handshake::loader::Handshake::load_with_pins(Some(std::path::Path::new(&dir))).unwrap();
+    })
+    .unwrap();
+    assert_eq!(
+        bed.ok(&["status"]),
+        format!(
+            "note: {old} is no network namespace's folder (pins of a handshake from before folders per namespace?); what it pins stays attached until `rm -r {old}`\nhandshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
+        )
+    );
+}
