@@ -95,7 +95,7 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    handshake::privileges::require()?;
+    handshake::privileges::require("the benchmark")?;
     system::catch_interrupts();
     let plan = Plan::new(cli.quick);
     let cpus = Cpus {

@@ -1,74 +1,96 @@
 //! `handshake attach`, `detach` and `status`: protection that outlives the command, kept
-//! by pins under the BPF filesystem (see pins.rs).
+//! by pins under the BPF filesystem (see pins.rs), reported as the kernel sees it (see
+//! state.rs).
 
-use std::{fmt::Write as _, fs, io, path::Path, time::SystemTime};
+use std::{
+    fmt::Write as _,
+    fs, io,
+    path::Path,
+    time::{Duration, Instant, SystemTime},
+};
 
 use anyhow::{Context as _, bail};
-use aya::programs::{ProgramInfo, links::PinnedLink};
 use handshake_common::config::Config;
+use serde_json::{Value, json};
 
 use crate::{
-    interface,
     kernel_tcp::KernelTcp,
     loader::Mode,
-    maps::{self, Maps},
+    maps,
     pins::{self, PinRoot},
     ports,
     run::{prepare, validate_all},
     settings::Settings,
+    state::{self, Inspected, Pinned},
 };
 
 /// Attaches every interface in `all`, or none: each is checked before the first is
-/// attached, and a failure part way detaches the ones this call attached.
+/// attached, a failure part way detaches the ones this call attached, and nothing is
+/// printed as done before all are.
 pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
     let (configs, kernel) = validate_all(all)?;
+    let _lock = root.prepare_locked()?;
+    let mut dead = Vec::new();
     for settings in all {
-        refuse_existing(root, &settings.iface)?;
+        if let Some(problem) = refuse_existing(root, &settings.iface)? {
+            dead.push((root.iface_dir(&settings.iface), problem));
+        }
     }
-    root.prepare()?;
-    for line in kernel.describe() {
-        println!("{line}");
+    for (dir, problem) in dead {
+        log::warn!("replacing the pins in {}: {problem}", dir.display());
+        remove_pins(&dir)?;
     }
+    let mut done: Vec<String> = kernel.describe().into();
     let mut attached: Vec<&str> = Vec::new();
     for (settings, config) in all.iter().zip(&configs) {
         match attach_one(root, settings, config) {
             Ok(mode) => {
-                println!(
-                    "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; `handshake detach --iface {}` removes it",
+                done.push(format!(
+                    "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; {} removes it",
                     ports::join(&settings.ports),
                     settings.iface,
                     mode.name(),
                     root.iface_dir(&settings.iface).display(),
-                    settings.iface
-                );
+                    root.command(&format!("detach --iface {}", settings.iface))
+                ));
                 attached.push(&settings.iface);
             }
             Err(error) => {
                 for iface in attached {
-                    let _ = detach(root, iface);
+                    let running = crate::interface::xdp_program(iface);
+                    let _ = remove_pins(&root.iface_dir(iface));
+                    if let Some(running) = running {
+                        let _ = wait_until_detached(iface, running.id);
+                    }
                 }
+                root.remove_if_empty();
                 return Err(error);
             }
         }
     }
+    for line in done {
+        println!("{line}");
+    }
     Ok(())
 }
 
-fn refuse_existing(root: &PinRoot, iface: &str) -> anyhow::Result<()> {
+/// Refuses an interface handshake protects; pins that protect nothing any more (the
+/// interface was recreated, the link detached, an attach did not finish) are to be
+/// replaced: returns why.
+fn refuse_existing(root: &PinRoot, iface: &str) -> anyhow::Result<Option<String>> {
     let dir = root.iface_dir(iface);
-    if !dir.exists() {
-        return Ok(());
+    if !root.has(iface)? {
+        return Ok(None);
     }
-    if PinnedLink::from_pin(dir.join(pins::LINK)).is_ok() {
-        bail!(
-            "handshake already protects {iface} (pinned in {}); nothing changed. Change its ports with `handshake ports add|remove --iface {iface}`, or `handshake detach --iface {iface}` first",
-            dir.display()
-        );
+    match state::inspect(root, iface) {
+        Inspected::Protected(_) => bail!(
+            "handshake already protects {iface} (pinned in {}); nothing changed. Change its ports with {}, or {} first",
+            dir.display(),
+            root.command(&format!("ports add|remove --iface {iface}")),
+            root.command(&format!("detach --iface {iface}"))
+        ),
+        gone => Ok(gone.problem().map(str::to_owned)),
     }
-    bail!(
-        "{} holds stale pins from an earlier handshake that did not finish; nothing changed. `handshake detach --iface {iface}` removes them",
-        dir.display()
-    )
 }
 
 fn attach_one(root: &PinRoot, settings: &Settings, config: &Config) -> anyhow::Result<Mode> {
@@ -88,16 +110,45 @@ fn attach_one(root: &PinRoot, settings: &Settings, config: &Config) -> anyhow::R
 }
 
 /// Removes exactly what `attach` created for `iface`: the link pin (which detaches the
-/// program), the program and map pins, and the folder.
-pub fn detach(root: &PinRoot, iface: &str) -> anyhow::Result<()> {
+/// program), the program and map pins, and the folder. Says what the pins protected.
+pub fn detach(root: &PinRoot, iface: &str) -> anyhow::Result<String> {
+    crate::interface::check_name(iface)?;
+    let _lock = root.lock()?;
     let dir = root.iface_dir(iface);
-    if !dir.exists() {
-        bail!(
-            "handshake is not attached to {iface} (no {}); `handshake status` lists what it protects",
-            dir.display()
-        );
+    if !root.has(iface)? {
+        return Err(state::not_attached(root, iface));
     }
-    remove_pins(&dir)
+    let inspected = state::inspect(root, iface);
+    let program_id = inspected.pinned().map(|pinned| pinned.program_id);
+    let was = inspected.problem().map(str::to_owned);
+    drop(inspected);
+    remove_pins(&dir)?;
+    root.remove_if_empty();
+    if let Some(id) = program_id {
+        wait_until_detached(iface, id)?;
+    }
+    Ok(match was {
+        None => format!("handshake no longer protects {iface}"),
+        Some(problem) => {
+            format!("removed the pins of {iface}, which protected nothing any more ({problem})")
+        }
+    })
+}
+
+/// The kernel releases a link whose last pin is gone from a work queue
+/// (`bpf_link_put`), a moment after the unlink: wait for it, so that "no longer protects"
+/// is true when it is printed.
+fn wait_until_detached(iface: &str, program_id: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while crate::interface::xdp_program(iface).is_some_and(|running| running.id == program_id) {
+        if Instant::now() > deadline {
+            bail!(
+                "removed the pins of {iface}, but after 2 s the kernel still runs handshake's program (id {program_id}) on it; `ip link show dev {iface}` shows it"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn remove_pins(dir: &Path) -> anyhow::Result<()> {
@@ -119,28 +170,89 @@ fn remove_pins(dir: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// One block per interface: mode, ports, program, since when, and the namespace's
-/// cookie mode (read where `status` runs).
-pub fn status(root: &PinRoot) -> anyhow::Result<String> {
-    let interfaces = root.interfaces()?;
-    if interfaces.is_empty() {
-        return Ok(format!(
-            "handshake protects nothing (no attachments in {})\n",
-            root.path().display()
-        ));
+/// One interface as `status` reports it.
+struct Entry {
+    iface: String,
+    /// "attach" (pinned) or "run".
+    by: &'static str,
+    program_id: Option<u32>,
+    mode: Option<&'static str>,
+    ports: Vec<u16>,
+    since: Option<SystemTime>,
+    /// Why it is not protected, when it is not.
+    problem: Option<String>,
+}
+
+fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for iface in root.interfaces()? {
+        let inspected = state::inspect(root, &iface);
+        let pinned = inspected.pinned();
+        let entry = Entry {
+            by: "attach",
+            program_id: pinned.map(|pinned| pinned.program_id),
+            mode: pinned.map(Pinned::mode),
+            ports: pinned.map(Pinned::ports).unwrap_or_default(),
+            since: pinned.and_then(|pinned| pinned.loaded_at),
+            problem: inspected.problem().map(str::to_owned),
+            iface,
+        };
+        entries.push(entry);
     }
+    let pinned: Vec<u32> = entries.iter().filter_map(|e| e.program_id).collect();
+    for program in state::run_programs(&pinned) {
+        entries.push(Entry {
+            iface: program.iface,
+            by: "run",
+            program_id: Some(program.id),
+            mode: None,
+            ports: Vec::new(),
+            since: None,
+            problem: None,
+        });
+    }
+    entries.sort_by(|a, b| a.iface.cmp(&b.iface));
+    Ok(entries)
+}
+
+/// One line per interface: protected or not (and why), mode, ports, program, since when;
+/// then the namespace's cookie mode (read where `status` runs).
+pub fn status(root: &PinRoot) -> anyhow::Result<String> {
+    let entries = entries(root)?;
     let mut text = String::new();
-    for iface in interfaces {
-        let dir = root.iface_dir(&iface);
-        match describe(&dir, &iface) {
-            Ok(description) => text.push_str(&description),
-            Err(error) => {
-                let _ = writeln!(
-                    text,
-                    "{iface}: stale ({error:#}); `handshake detach --iface {iface}` removes it"
-                );
-            }
-        }
+    for folder in root.foreign_folders() {
+        let _ = writeln!(
+            text,
+            "note: {} is no network namespace's folder (pins of a handshake from before folders per namespace?); what it pins stays attached until `rm -r {}`",
+            folder.display(),
+            folder.display()
+        );
+    }
+    if entries.is_empty() {
+        let _ = writeln!(
+            text,
+            "handshake protects nothing in this network namespace (no attachments in {})",
+            root.path().display()
+        );
+        return Ok(text);
+    }
+    for entry in &entries {
+        let iface = &entry.iface;
+        let line = match (&entry.problem, entry.by) {
+            (Some(problem), _) => format!("{iface}: NOT PROTECTED: {problem}"),
+            (None, "run") => format!(
+                "{iface}: protected by `handshake run` (program id {}), not pinned: it stops with that process",
+                entry.program_id.unwrap_or(0)
+            ),
+            (None, _) => format!(
+                "{iface}: {} XDP, ports {}, program id {}, attached {}",
+                entry.mode.unwrap_or("unknown"),
+                ports::join(&entry.ports),
+                entry.program_id.unwrap_or(0),
+                entry.since.map_or("unknown".to_owned(), ago)
+            ),
+        };
+        let _ = writeln!(text, "{line}");
     }
     if let Ok(kernel) = KernelTcp::read() {
         for line in kernel.describe() {
@@ -150,31 +262,35 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn describe(dir: &Path, iface: &str) -> anyhow::Result<String> {
-    PinnedLink::from_pin(dir.join(pins::LINK)).context("the XDP link pin is missing")?;
-    let program =
-        ProgramInfo::from_pin(dir.join(pins::PROGRAM)).context("the program pin is missing")?;
-    let maps = Maps::from_pins(dir)?;
-    let ports = ports::join(maps.ports.list()?.keys());
-    let since = program.loaded_at().map_or("unknown".to_owned(), ago);
-    let present = if interface::index(iface).is_ok() {
-        ""
-    } else {
-        " (interface not in this network namespace)"
-    };
-    Ok(format!(
-        "{iface}: {} XDP, ports {}, program id {}, attached {since}{present}\n",
-        Mode::from_config_byte(maps.config()?.mode),
-        ports,
-        program.id(),
-    ))
+/// `status --json`: the same, for programs (schema in README.md).
+pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
+    let interfaces: Vec<Value> = entries(root)?
+        .into_iter()
+        .map(|entry| {
+            json!({
+                "iface": entry.iface,
+                "protected": entry.problem.is_none(),
+                "by": entry.by,
+                "problem": entry.problem,
+                "program_id": entry.program_id,
+                "xdp_mode": entry.mode,
+                "ports": entry.ports,
+                "attached_seconds_ago": entry.since.map(seconds_ago),
+            })
+        })
+        .collect();
+    Ok(json!({"pin_dir": root.path(), "interfaces": interfaces}))
+}
+
+fn seconds_ago(at: SystemTime) -> u64 {
+    SystemTime::now()
+        .duration_since(at)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn ago(at: SystemTime) -> String {
-    let seconds = SystemTime::now()
-        .duration_since(at)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let seconds = seconds_ago(at);
     match seconds {
         0..120 => format!("{seconds} s ago"),
         120..7200 => format!("{} min ago", seconds / 60),

@@ -12,7 +12,7 @@
 //! timestamps = false             # optional; needs net.ipv4.tcp_timestamps=2
 //! ```
 
-use std::{fs, path::Path};
+use std::{fs, net::SocketAddr, path::Path};
 
 use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use crate::{loader::Mode, ports, settings::Settings};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    metrics: Option<String>,
+    metrics: Option<Spanned<String>>,
     #[serde(default)]
     interface: Vec<Interface>,
 }
@@ -32,17 +32,25 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Interface {
     name: Spanned<String>,
-    ports: Vec<Spanned<i64>>,
+    ports: Vec<Spanned<PortItem>>,
     xdp_mode: Option<Mode>,
     mss: Option<Spanned<u32>>,
     #[serde(default)]
     timestamps: bool,
 }
 
+/// `80` or `"8000-8010"` (a string also takes a list: `"80,443"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortItem {
+    Number(i64),
+    Text(String),
+}
+
 #[derive(Debug)]
 pub struct ConfigFile {
     pub interfaces: Vec<Settings>,
-    pub metrics: Option<String>,
+    pub metrics: Option<SocketAddr>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -60,6 +68,16 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
         bail!("no [[interface]] table; add one with a name and ports");
     }
     let line = |span: std::ops::Range<usize>| text[..span.start].matches('\n').count() + 1;
+    let metrics = match &file.metrics {
+        Some(address) => Some(address.get_ref().parse::<SocketAddr>().map_err(|_| {
+            anyhow!(
+                "line {}, key metrics: {:?} is not ADDR:PORT; give e.g. \"127.0.0.1:9720\"",
+                line(address.span()),
+                address.get_ref()
+            )
+        })?),
+        None => None,
+    };
     let mut interfaces: Vec<Settings> = Vec::new();
     for entry in file.interface {
         let name = entry.name.get_ref().clone();
@@ -70,11 +88,16 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
             );
         }
         let mut ports: Vec<u16> = Vec::new();
-        for port in &entry.ports {
-            let checked = ports::check(*port.get_ref(), &ports);
-            ports.push(checked.map_err(|reason| {
-                anyhow!("line {}, key interface.ports: {reason}", line(port.span()))
-            })?);
+        for item in &entry.ports {
+            let added = match item.get_ref() {
+                PortItem::Number(port) => ports::check(*port, &ports).map(|port| ports.push(port)),
+                PortItem::Text(list) => list
+                    .split(',')
+                    .try_for_each(|item| ports::parse_item(item, &mut ports)),
+            };
+            added.map_err(|reason| {
+                anyhow!("line {}, key interface.ports: {reason}", line(item.span()))
+            })?;
         }
         if ports.is_empty() {
             bail!(
@@ -95,7 +118,7 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
     }
     Ok(ConfigFile {
         interfaces,
-        metrics: file.metrics,
+        metrics,
     })
 }
 
@@ -127,6 +150,18 @@ mod tests {
         assert!(
             mode.contains("line 4") && mode.contains("unknown variant `fast`"),
             "{mode}"
+        );
+        assert_eq!(
+            error("metrics = \"9720\"\n[[interface]]\nname = \"lo\"\nports = [80]\n"),
+            "line 1, key metrics: \"9720\" is not ADDR:PORT; give e.g. \"127.0.0.1:9720\""
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"lo\"\nports = [80, \"79-81\"]\n"),
+            "line 3, key interface.ports: port 80 appears twice; list each port once"
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"../x\"\nports = [80]\n"),
+            "line 2, interface ../x: \"../x\" is not an interface name (1 to 15 characters, no '/', ':' or spaces); `ip link` lists interfaces"
         );
         assert_eq!(
             error("[[interface]]\nname = \"nosuch0\"\nports = [80]\n"),

@@ -3,9 +3,10 @@
 
 use std::{ffi::CString, io};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context as _, anyhow, bail};
 
 pub fn index(iface: &str) -> anyhow::Result<u32> {
+    check_name(iface)?;
     let name =
         CString::new(iface).map_err(|_| anyhow!("interface name {iface:?} contains a NUL byte"))?;
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -72,19 +73,86 @@ fn hardware_address(iface: &str) -> anyhow::Result<(u16, [u8; 6])> {
     Ok((address.sa_family, mac))
 }
 
-/// The XDP program attached to `iface`, as "id N, name X", from `ip -details -json link`
-/// (iproute2 reads it over netlink: IFLA_XDP).
-pub fn xdp_program(iface: &str) -> Option<String> {
+/// The XDP program an interface runs, as `ip -details -json link` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpProgram {
+    pub iface: String,
+    pub id: u32,
+    pub name: String,
+}
+
+/// The XDP program attached to `iface` (iproute2 reads it over netlink: IFLA_XDP).
+pub fn xdp_program(iface: &str) -> Option<XdpProgram> {
+    xdp_programs_of(&["dev", iface]).into_iter().next()
+}
+
+/// Every interface of this namespace that runs an XDP program.
+pub fn xdp_programs() -> Vec<XdpProgram> {
+    xdp_programs_of(&[])
+}
+
+fn xdp_programs_of(which: &[&str]) -> Vec<XdpProgram> {
     let output = std::process::Command::new("ip")
-        .args(["-details", "-json", "link", "show", "dev", iface])
-        .output()
-        .ok()?;
-    let links: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    let prog = &links.get(0)?.get("xdp")?.get("prog")?;
-    let id = prog.get("id")?.as_u64()?;
-    let name = prog
-        .get("name")
-        .and_then(|name| name.as_str())
-        .unwrap_or("?");
-    Some(format!("id {id}, name {name}"))
+        .args(["-details", "-json", "link", "show"])
+        .args(which)
+        .output();
+    let links: Vec<serde_json::Value> = output
+        .ok()
+        .and_then(|output| serde_json::from_slice(&output.stdout).ok())
+        .unwrap_or_default();
+    links
+        .iter()
+        .filter_map(|link| {
+            let prog = link.get("xdp")?.get("prog")?;
+            Some(XdpProgram {
+                iface: link.get("ifname")?.as_str()?.to_owned(),
+                id: u32::try_from(prog.get("id")?.as_u64()?).ok()?,
+                name: prog.get("name")?.as_str().unwrap_or("?").to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Refuses what the kernel would never name an interface (`dev_valid_name`): a name is
+/// also a folder under the pin root, and `../x` must not reach outside it.
+pub fn check_name(iface: &str) -> anyhow::Result<()> {
+    let valid = !iface.is_empty()
+        && iface.len() < libc::IFNAMSIZ
+        && iface != "."
+        && iface != ".."
+        && !iface
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0');
+    if !valid {
+        bail!(
+            "{iface:?} is not an interface name (1 to 15 characters, no '/', ':' or spaces); `ip link` lists interfaces"
+        );
+    }
+    Ok(())
+}
+
+/// The calling thread's network namespace cookie (SO_NETNS_COOKIE, Linux 5.14): unlike
+/// the namespace's inode number, it is never reused while the system runs.
+pub fn netns_cookie() -> anyhow::Result<u64> {
+    let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if socket < 0 {
+        return Err(io::Error::last_os_error()).context("opening a socket failed");
+    }
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    let result = unsafe {
+        libc::getsockopt(
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    let error = io::Error::last_os_error();
+    unsafe { libc::close(socket) };
+    if result != 0 {
+        return Err(error).context("reading the network namespace cookie failed (Linux 5.14+)");
+    }
+    Ok(cookie)
 }

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod privileges;
 pub mod run;
 pub mod settings;
+pub mod state;
 pub mod stats;
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.

@@ -67,7 +67,7 @@ impl Handshake {
 
     /// Loads, and pins the program and its maps in `pin_dir` (which must exist).
     pub fn load_with_pins(pin_dir: Option<&Path>) -> anyhow::Result<Self> {
-        crate::privileges::require()?;
+        crate::privileges::require("loading and attaching XDP")?;
         let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
@@ -107,8 +107,16 @@ impl Handshake {
         }
         crate::interface::index(iface)?;
         if let Some(other) = crate::interface::xdp_program(iface) {
+            if other.name == PROGRAM {
+                bail!(
+                    "handshake already protects {iface} (program id {}): `handshake status` shows by which command; stop that `handshake run`, or `handshake detach --iface {iface}`, first",
+                    other.id
+                );
+            }
             bail!(
-                "{iface} already has an XDP program ({other}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off` if nothing else owns it)"
+                "{iface} already has an XDP program (id {}, name {}); handshake will not replace it: remove it first (`ip link set dev {iface} xdp off`, or `bpftool link detach id N` when a BPF link holds it; `bpftool link` lists links)",
+                other.id,
+                other.name
             );
         }
         let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
@@ -116,7 +124,7 @@ impl Handshake {
             Mode::Native => program.attach(iface, XdpMode::Driver).map(|link| (link, Mode::Native)),
             Mode::Generic => program.attach(iface, XdpMode::Skb).map(|link| (link, Mode::Generic)),
             Mode::Auto => program.attach(iface, XdpMode::Driver).map(|link| (link, Mode::Native)).or_else(|error| {
-                log::warn!("native XDP on {iface} failed ({error}); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet");
+                log::warn!("native XDP on {iface} failed ({}); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet", cause(&error));
                 program.attach(iface, XdpMode::Skb).map(|link| (link, Mode::Generic))
             }),
         };
@@ -157,6 +165,15 @@ impl Handshake {
     /// The counters summed over every CPU.
     pub fn counters(&self) -> anyhow::Result<Snapshot> {
         self.maps.counters()
+    }
+
+    /// The kernel's id of the loaded program, as `ip link` shows it on an interface.
+    pub fn program_id(&self) -> anyhow::Result<u32> {
+        let program = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM}"))?;
+        Ok(program.info()?.id())
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
@@ -207,10 +224,39 @@ fn explain_load_error(error: ProgramError) -> anyhow::Error {
     anyhow!(error).context("loading the XDP program failed")
 }
 
+/// The kernel's own error (with its errno) first, then what to try.
 fn attach_error(iface: &str, mode: Mode, error: ProgramError) -> anyhow::Error {
     let hint = match mode {
-        Mode::Native => "; the driver may not support native XDP: try --xdp-mode generic or auto",
+        Mode::Native => "; try --xdp-mode generic or auto",
         _ => "",
     };
-    anyhow!("attaching XDP ({mode:?}) to {iface} failed: {error}{hint}")
+    anyhow!(
+        "attaching XDP ({mode:?}) to {iface} failed: {}{hint}",
+        cause(&error)
+    )
+}
+
+/// An attach error with its errno, and what the errno means for XDP: a BPF link attach
+/// carries no netlink extack, so the driver's own sentence (e.g. veth's "Peer MTU is too
+/// large to set XDP") is lost and the errno is all there is.
+fn cause(error: &ProgramError) -> String {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    let mut errno = None;
+    while let Some(inner) = source {
+        cause = format!("{cause}: {inner}");
+        errno = errno.or(inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error));
+        source = inner.source();
+    }
+    let meaning = match errno {
+        Some(libc::ERANGE) => {
+            " (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it)"
+        }
+        Some(libc::EOPNOTSUPP) => " (the driver has no native XDP)",
+        Some(libc::EBUSY) => " (another XDP program is attached)",
+        _ => "",
+    };
+    format!("{cause}{meaning}")
 }

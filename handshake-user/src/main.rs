@@ -1,17 +1,16 @@
 //! The `handshake` command line.
 
-use std::{path::PathBuf, time::Duration};
+use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, config_file,
+    attach, config_file, interface,
     loader::Mode,
-    maps::Maps,
     pins::{DEFAULT_ROOT, PinRoot},
-    ports, run,
+    ports, privileges, run,
     settings::Settings,
-    stats,
+    state, stats,
 };
 
 #[derive(Parser)]
@@ -21,7 +20,8 @@ use handshake::{
     about = "SYN-flood protection at XDP with the kernel's own SYN cookies"
 )]
 struct Cli {
-    /// Where `attach` pins its links and maps (one folder per interface).
+    /// Where `attach` pins its links and maps (a folder per network namespace, in it one
+    /// per interface); must be on a BPF filesystem.
     #[arg(long, global = true, env = "HANDSHAKE_PIN_DIR", default_value = DEFAULT_ROOT)]
     pin_dir: PathBuf,
     #[command(subcommand)]
@@ -31,10 +31,10 @@ struct Cli {
 /// What to protect: flags for one interface, or a config file for several.
 #[derive(Args)]
 struct Protect {
-    /// The interface the SYNs arrive on.
+    /// The interface the SYNs arrive on (as `ip link` names it).
     #[arg(long, required_unless_present = "config")]
     iface: Option<String>,
-    /// TCP ports to protect, comma-separated (e.g. 80,443).
+    /// TCP ports to protect: comma-separated ports and ranges (e.g. 80,443,8000-8010).
     #[arg(long, required_unless_present = "config")]
     ports: Option<String>,
     /// native: in the driver; generic: after skb allocation; auto: native, else generic.
@@ -59,9 +59,9 @@ enum Command {
     Run {
         #[command(flatten)]
         protect: Protect,
-        /// Seconds between counter tables.
-        #[arg(long, default_value_t = 1.0)]
-        interval: f64,
+        /// Seconds between counter tables (0.1 to 3600).
+        #[arg(long, default_value = "1")]
+        interval: String,
         /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<String>,
@@ -73,11 +73,17 @@ enum Command {
     },
     /// Remove what `attach` created for an interface.
     Detach {
+        /// The interface `attach` protects.
         #[arg(long)]
         iface: String,
     },
-    /// List the interfaces handshake protects.
-    Status,
+    /// List the interfaces handshake protects in this network namespace, as the kernel
+    /// sees them (attached or by `run`), and those whose protection is gone.
+    Status {
+        /// Machine-readable output (schema in README.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Change the protected ports of an attached interface, live.
     Ports {
         #[command(subcommand)]
@@ -85,6 +91,7 @@ enum Command {
     },
     /// Counters of attached interfaces: totals and rates, per interface and port.
     Stats {
+        /// Only this interface (default: every attached one).
         #[arg(long)]
         iface: Option<String>,
         /// Redraw every second.
@@ -96,6 +103,7 @@ enum Command {
     },
     /// Serve Prometheus metrics for every attached interface.
     Metrics {
+        /// Where to serve http://ADDR:PORT/metrics, e.g. 127.0.0.1:9720.
         #[arg(long, value_name = "ADDR:PORT")]
         listen: String,
     },
@@ -112,20 +120,25 @@ enum Command {
 enum PortsCommand {
     /// Protect more ports.
     Add {
+        /// The attached interface.
         #[arg(long)]
         iface: String,
+        /// Ports and ranges, separated by spaces or commas (e.g. 443 8000-8010).
         #[arg(required = true)]
         ports: Vec<String>,
     },
     /// Stop protecting ports.
     Remove {
+        /// The attached interface.
         #[arg(long)]
         iface: String,
+        /// Ports and ranges, separated by spaces or commas (e.g. 443 8000-8010).
         #[arg(required = true)]
         ports: Vec<String>,
     },
     /// Show the protected ports.
     List {
+        /// The attached interface.
         #[arg(long)]
         iface: String,
     },
@@ -133,7 +146,7 @@ enum PortsCommand {
 
 impl Protect {
     /// The interfaces to protect, and a metrics address from the config file.
-    fn settings(self) -> anyhow::Result<(Vec<Settings>, Option<String>)> {
+    fn settings(self) -> anyhow::Result<(Vec<Settings>, Option<SocketAddr>)> {
         if let Some(path) = self.config {
             let file = config_file::load(&path)?;
             return Ok((file.interfaces, file.metrics));
@@ -141,6 +154,7 @@ impl Protect {
         let (Some(iface), Some(ports)) = (self.iface, self.ports) else {
             bail!("give --iface and --ports, or --config FILE");
         };
+        interface::check_name(&iface)?;
         let settings = Settings {
             iface,
             ports: ports::parse(&ports)?,
@@ -153,7 +167,7 @@ impl Protect {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     if let Err(error) = execute(cli) {
         eprintln!("handshake: {error:#}");
@@ -161,38 +175,114 @@ fn main() {
     }
 }
 
+/// Log lines read like the errors: "handshake: warning: ...".
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|out, record| {
+            let level = match record.level() {
+                log::Level::Error => "error: ",
+                log::Level::Warn => "warning: ",
+                log::Level::Info => "",
+                log::Level::Debug | log::Level::Trace => "debug: ",
+            };
+            writeln!(out, "handshake: {level}{}", record.args())
+        })
+        .init();
+}
+
+/// A reader that goes away (`handshake stats --watch | head -1`) ends the command quietly,
+/// as it does any Unix tool; Rust ignores SIGPIPE and would panic on the next write
+/// instead. Not for `run` and `metrics`, which must go on protecting and serving.
+fn end_quietly_on_broken_pipe() {
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// `--interval`: a number of seconds a timer can keep (a zero or NaN interval would spin,
+/// an infinite one panic).
+fn interval(text: &str) -> anyhow::Result<Duration> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if (0.1..=3600.0).contains(&seconds) => Ok(Duration::from_secs_f64(seconds)),
+        _ => bail!(
+            "--interval {text:?} is not a number of seconds from 0.1 to 3600; give e.g. --interval 1"
+        ),
+    }
+}
+
+fn socket_address(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse()
+        .map_err(|_| anyhow!("{flag} {text:?} is not ADDR:PORT; give e.g. {flag} 127.0.0.1:9720"))
+}
+
 fn execute(cli: Cli) -> anyhow::Result<()> {
-    let root = PinRoot::new(cli.pin_dir);
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    // Commands that read or change pins: root, and the namespace's folder.
+    let pins = |what: &str| -> anyhow::Result<PinRoot> {
+        privileges::require(what)?;
+        PinRoot::new(&cli.pin_dir)
     };
     match cli.command {
         Command::Run {
             protect,
             interval,
             metrics,
-        } => {
-            let (settings, file_metrics) = protect.settings()?;
-            let interval = Duration::from_secs_f64(interval.max(0.1));
-            runtime()?.block_on(run::run(settings, interval, metrics.or(file_metrics)))
+        } => run_command(protect, &interval, metrics),
+        Command::Attach { protect } => {
+            end_quietly_on_broken_pipe();
+            let settings = protect.settings()?.0;
+            attach::attach(&pins("attaching XDP")?, &settings)
         }
-        Command::Attach { protect } => attach::attach(&root, &protect.settings()?.0),
         Command::Detach { iface } => {
-            attach::detach(&root, &iface)?;
-            println!("handshake no longer protects {iface}");
+            end_quietly_on_broken_pipe();
+            println!("{}", attach::detach(&pins("detaching")?, &iface)?);
             Ok(())
         }
-        Command::Status => {
-            print!("{}", attach::status(&root)?);
+        Command::Status { json } => {
+            end_quietly_on_broken_pipe();
+            let root = pins("reading the pinned maps")?;
+            if json {
+                println!("{}", attach::status_json(&root)?);
+            } else {
+                print!("{}", attach::status(&root)?);
+            }
             Ok(())
         }
-        Command::Ports { change } => change_ports(&root, change),
-        Command::Stats { iface, watch, json } => stats::run(&root, iface.as_deref(), watch, json),
-        Command::Metrics { listen } => runtime()?.block_on(handshake::metrics::run(root, listen)),
+        Command::Ports { change } => {
+            end_quietly_on_broken_pipe();
+            change_ports(&pins("reading and changing the pinned maps")?, change)
+        }
+        Command::Stats { iface, watch, json } => {
+            end_quietly_on_broken_pipe();
+            let root = pins("reading the pinned maps")?;
+            stats::run(&root, iface.as_deref(), watch, json)
+        }
+        Command::Metrics { listen } => {
+            let address = socket_address("--listen", &listen)?;
+            let root = pins("reading the pinned maps")?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            // Connection tasks share the pins' reader, on this thread.
+            tokio::task::LocalSet::new().block_on(&runtime, handshake::metrics::run(root, address))
+        }
         Command::Demo { connections } => handshake::demo::run(connections),
     }
+}
+
+/// `handshake run`: everything checked before anything is loaded.
+fn run_command(protect: Protect, seconds: &str, metrics: Option<String>) -> anyhow::Result<()> {
+    let interval = interval(seconds)?;
+    let metrics = match metrics {
+        Some(text) => Some(socket_address("--metrics", &text)?),
+        None => None,
+    };
+    let (settings, file_metrics) = protect.settings()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // The metrics server's connection tasks run on this thread (they share the maps).
+    tokio::task::LocalSet::new().block_on(
+        &runtime,
+        run::run(settings, interval, metrics.or(file_metrics)),
+    )
 }
 
 fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {
@@ -201,21 +291,18 @@ fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {
         | PortsCommand::Remove { iface, .. }
         | PortsCommand::List { iface } => iface.clone(),
     };
-    let dir = root.iface_dir(&iface);
-    if !dir.exists() {
-        return Err(anyhow!(
-            "handshake is not attached to {iface}; `handshake attach --iface {iface} --ports ...` first"
-        ));
-    }
-    let mut maps = Maps::from_pins(&dir)?;
+    // Two `ports add` at once would pick the same free slot; they take turns.
+    let _lock = root.lock()?;
+    let mut pinned = state::protected(root, &iface)?;
+    let table = &mut pinned.maps.ports;
     match change {
-        PortsCommand::Add { ports, .. } => maps.ports.add(&ports::parse_args(&ports)?)?,
-        PortsCommand::Remove { ports, .. } => maps.ports.remove(&ports::parse_args(&ports)?)?,
+        PortsCommand::Add { ports: list, .. } => table.add(&ports::parse_args(&list)?)?,
+        PortsCommand::Remove { ports: list, .. } => table.remove(&ports::parse_args(&list)?)?,
         PortsCommand::List { .. } => {}
     }
     println!(
         "{iface}: protected ports {}",
-        ports::join(maps.ports.list()?.keys())
+        ports::join(table.list()?.keys())
     );
     Ok(())
 }

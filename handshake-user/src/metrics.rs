@@ -2,13 +2,13 @@
 //! OpenMetrics text format (encoded by prometheus-client), one series per interface, and
 //! per interface and port for the per-port verdicts.
 
-use std::time::Duration;
+use std::{net::SocketAddr, rc::Rc, time::Duration};
 
 use anyhow::Context as _;
 use handshake_common::counters::{ALL, Counter as Verdict};
 use prometheus_client::{
     encoding::text::encode,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tokio::{
@@ -16,13 +16,39 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::stats::Sample;
+use crate::{
+    pins::PinRoot,
+    stats::{Gone, Sample},
+};
 
 type Labels = Vec<(String, String)>;
 
-/// The exposition of `samples`. Counter names get `_total` from the encoder.
-pub fn render(samples: &[Sample]) -> anyhow::Result<String> {
+/// How long one connection may take, request and answer: a client that sends a byte now and
+/// then is cut off, and holds nothing else meanwhile (each connection has its own task).
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Builds the exposition on each scrape.
+pub type Render = Rc<dyn Fn() -> anyhow::Result<String>>;
+
+/// The exposition of `samples`, and `handshake_protected` 1 for them and 0 for `gone`.
+/// Counter names get `_total` from the encoder.
+pub fn render(samples: &[Sample], gone: &[Gone]) -> anyhow::Result<String> {
     let mut registry = Registry::default();
+    let protected = Family::<Labels, Gauge>::default();
+    for (iface, value) in samples
+        .iter()
+        .map(|sample| (&sample.iface, 1))
+        .chain(gone.iter().map(|gone| (&gone.iface, 0)))
+    {
+        protected
+            .get_or_create(&vec![("iface".to_owned(), iface.clone())])
+            .set(value);
+    }
+    registry.register(
+        "handshake_protected",
+        "1 while the interface runs handshake's XDP program; 0 when its pins protect nothing (interface recreated, link detached)",
+        protected,
+    );
     for (verdict, name, help) in ALL {
         let family = Family::<Labels, Counter>::default();
         for sample in samples {
@@ -47,7 +73,40 @@ pub fn render(samples: &[Sample]) -> anyhow::Result<String> {
     }
     let mut text = String::new();
     encode(&mut text, &registry)?;
-    Ok(text)
+    Ok(sort_series(&text))
+}
+
+/// prometheus-client keeps a family's series in a hash map; sort them (by interface, then
+/// port number) so that every scrape reads the same way.
+fn sort_series(text: &str) -> String {
+    fn label<'a>(line: &'a str, name: &str) -> &'a str {
+        line.split_once(&format!("{name}=\""))
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("", |(value, _)| value)
+    }
+    let mut sorted = String::new();
+    let mut series: Vec<&str> = Vec::new();
+    let flush = |series: &mut Vec<&str>, sorted: &mut String| {
+        series.sort_by_cached_key(|line| {
+            let port: u32 = label(line, "port").parse().unwrap_or(0);
+            (label(line, "iface").to_owned(), port)
+        });
+        for line in series.drain(..) {
+            sorted.push_str(line);
+            sorted.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut series, &mut sorted);
+            sorted.push_str(line);
+            sorted.push('\n');
+        } else {
+            series.push(line);
+        }
+    }
+    flush(&mut series, &mut sorted);
+    sorted
 }
 
 /// The verdicts exported per port (their interface totals are the sum over ports).
@@ -60,22 +119,45 @@ fn per_port(verdict: Verdict) -> Option<fn(&handshake_common::counters::PortCoun
     }
 }
 
-pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("listening for metrics on {address} failed; give a free ADDR:PORT such as 127.0.0.1:9720"))
 }
 
-/// Answers one HTTP request on `stream` with `body()` for GET /metrics, 404 otherwise.
-pub async fn serve(
+/// Serves every connection to `listener` on a task of its own, forever; an error of one
+/// connection, or of `accept` (e.g. out of file descriptors), is logged and the server
+/// goes on. Runs inside a `LocalSet` (the tasks share `render`, which reads the maps).
+pub async fn serve_forever(listener: TcpListener, render: Render) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                log::warn!("accepting a metrics connection failed ({error}); retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let render = render.clone();
+        tokio::task::spawn_local(async move {
+            match tokio::time::timeout(CONNECTION_DEADLINE, serve(stream, &*render)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => log::debug!("a metrics connection failed: {error:#}"),
+                Err(_) => log::debug!("a metrics client was too slow; closed its connection"),
+            }
+        });
+    }
+}
+
+/// Answers one HTTP request on `stream`: `render()` for GET /metrics, 404 otherwise.
+async fn serve(
     mut stream: TcpStream,
-    body: impl FnOnce() -> anyhow::Result<String>,
+    render: &dyn Fn() -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
     let mut request = Vec::new();
     let mut buffer = [0u8; 1024];
-    // A scrape's request is a few hundred bytes; do not let a slow client hold the loop.
     while !request.windows(4).any(|window| window == b"\r\n\r\n") && request.len() < 8192 {
-        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await??;
+        let read = stream.read(&mut buffer).await?;
         if read == 0 {
             break;
         }
@@ -84,11 +166,21 @@ pub async fn serve(
     let line = String::from_utf8_lossy(&request);
     let line = line.lines().next().unwrap_or_default();
     let (status, content_type, body) = if line.starts_with("GET /metrics ") {
-        (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body()?,
-        )
+        match render() {
+            Ok(body) => (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body,
+            ),
+            Err(error) => {
+                log::warn!("reading the counters for a scrape failed: {error:#}");
+                (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    format!("reading the counters failed: {error:#}\n"),
+                )
+            }
+        }
     } else {
         (
             "404 Not Found",
@@ -104,15 +196,74 @@ pub async fn serve(
     Ok(())
 }
 
-/// `handshake metrics --listen`: serves the pinned counters of every attached interface.
-pub async fn run(root: crate::pins::PinRoot, address: String) -> anyhow::Result<()> {
-    let listener = bind(&address).await?;
+/// `handshake metrics --listen`: serves the pinned counters of every attached interface
+/// of this network namespace. Runs inside a `LocalSet`.
+pub async fn run(root: PinRoot, address: SocketAddr) -> anyhow::Result<()> {
+    // Read once before saying "serving": an error here (permissions, stale pins) is the
+    // operator's to see now, not in every scrape.
+    crate::stats::sample(&root, None)?;
+    let listener = bind(address).await?;
     println!("serving metrics on http://{address}/metrics");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let root = root.clone();
-        if let Err(error) = serve(stream, || render(&crate::stats::sample(&root, None)?)).await {
-            log::warn!("a metrics request failed: {error:#}");
-        }
+    let render: Render = Rc::new(move || {
+        let (samples, gone) = crate::stats::sample(&root, None)?;
+        render(&samples, &gone)
+    });
+    serve_forever(listener, render).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use handshake_common::counters::PortCounters;
+
+    use super::*;
+    use crate::counters::Snapshot;
+
+    #[test]
+    fn series_come_sorted_by_interface_then_port() {
+        let ports: BTreeMap<u16, PortCounters> = [9, 80, 443, 1000, 8080, 65535]
+            .into_iter()
+            .map(|port| (port, PortCounters::default()))
+            .collect();
+        let samples: Vec<Sample> = ["eth1", "eth0"]
+            .into_iter()
+            .map(|iface| Sample {
+                iface: iface.to_owned(),
+                counters: Snapshot::default(),
+                ports: ports.clone(),
+            })
+            .collect();
+        let gone = [Gone {
+            iface: "a0".to_owned(),
+            problem: String::new(),
+        }];
+        let text = render(&samples, &gone).unwrap();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("handshake_syn_ack_sent_total"))
+            .collect();
+        let expected: Vec<String> = ["eth0", "eth1"]
+            .into_iter()
+            .flat_map(|iface| {
+                [9, 80, 443, 1000, 8080, 65535].map(|port| {
+                    format!("handshake_syn_ack_sent_total{{iface=\"{iface}\",port=\"{port}\"}} 0")
+                })
+            })
+            .collect();
+        assert_eq!(series, expected);
+        let protected: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("handshake_protected"))
+            .collect();
+        assert_eq!(
+            protected,
+            [
+                "handshake_protected{iface=\"a0\"} 0",
+                "handshake_protected{iface=\"eth0\"} 1",
+                "handshake_protected{iface=\"eth1\"} 1"
+            ]
+        );
     }
 }

@@ -54,8 +54,9 @@ impl PortTable {
             .collect();
         if current.len() + new.len() > MAX_PORTS as usize {
             bail!(
-                "protecting {} more port(s) would make {}, over the limit of {MAX_PORTS} per interface; remove some first",
+                "adding {} ports to the {} protected would make {}, over the limit of {MAX_PORTS} per interface; remove some first",
                 new.len(),
+                current.len(),
                 current.len() + new.len()
             );
         }

@@ -2,19 +2,25 @@
 //! metrics when asked), detach on Ctrl-C or SIGTERM.
 
 use std::{
+    cell::RefCell,
+    io::Write as _,
+    net::SocketAddr,
     path::Path,
+    rc::Rc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use handshake_common::config::Config;
-use tokio::{
-    net::TcpListener,
-    signal::unix::{SignalKind, signal},
-};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    kernel_tcp::KernelTcp, loader::Handshake, metrics, ports, settings::Settings, stats::Sample,
+    interface,
+    kernel_tcp::KernelTcp,
+    loader::{Handshake, Mode},
+    metrics, ports,
+    settings::Settings,
+    stats::{Gone, Sample},
 };
 
 /// Loads and configures for `settings` with the `config` its validation gave (pinning
@@ -47,31 +53,109 @@ pub fn validate_all(all: &[Settings]) -> anyhow::Result<(Vec<Config>, KernelTcp)
 
 /// One attachment per interface, all detached when this returns.
 struct Running {
-    interfaces: Vec<(String, Handshake)>,
+    interfaces: Vec<Protected>,
+}
+
+struct Protected {
+    iface: String,
+    mode: Mode,
+    handshake: Handshake,
+    /// Why the interface lost its program (deleted, or deleted and created again), until
+    /// it is attached again.
+    lost: Option<String>,
 }
 
 impl Running {
     fn sample(&self) -> anyhow::Result<Vec<Sample>> {
         self.interfaces
             .iter()
-            .map(|(iface, handshake)| {
+            .map(|protected| {
                 Ok(Sample {
-                    iface: iface.clone(),
-                    counters: handshake.counters()?,
-                    ports: handshake.maps.ports.counters()?,
+                    iface: protected.iface.clone(),
+                    counters: protected.handshake.counters()?,
+                    ports: protected.handshake.maps.ports.counters()?,
                 })
             })
             .collect()
     }
+
+    /// The exposition: counters of the protected interfaces, and the lost ones as such.
+    fn render(&self) -> anyhow::Result<String> {
+        let (protected, lost): (Vec<Sample>, Vec<Sample>) = self
+            .sample()?
+            .into_iter()
+            .partition(|sample| self.lost(&sample.iface).is_none());
+        let lost: Vec<Gone> = lost
+            .into_iter()
+            .map(|sample| Gone {
+                problem: self.lost(&sample.iface).unwrap_or_default().to_owned(),
+                iface: sample.iface,
+            })
+            .collect();
+        metrics::render(&protected, &lost)
+    }
+
+    fn lost(&self, iface: &str) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|protected| protected.iface == iface)
+            .and_then(|protected| protected.lost.as_deref())
+    }
+
+    /// An interface that is deleted takes its XDP program with it, and one created again
+    /// under the same name starts without: say so once, and attach again as soon as an
+    /// interface of that name is back.
+    fn follow(&mut self) {
+        for protected in &mut self.interfaces {
+            let Ok(id) = protected.handshake.program_id() else {
+                continue;
+            };
+            let iface = protected.iface.as_str();
+            if interface::xdp_program(iface).is_some_and(|running| running.id == id) {
+                continue;
+            }
+            if protected.lost.is_none() {
+                let lost = format!(
+                    "{iface} was deleted or recreated: protection is gone; handshake attaches again when an interface {iface} is back"
+                );
+                log::warn!("{lost}");
+                protected.lost = Some(lost);
+            }
+            let _ = protected.handshake.detach();
+            if interface::index(iface).is_err() {
+                continue;
+            }
+            match protected.handshake.attach(iface, protected.mode) {
+                Ok(mode) => {
+                    log::warn!("{iface} is back: protected again ({} XDP)", mode.name());
+                    protected.lost = None;
+                }
+                Err(error) => {
+                    let lost = format!("{iface} is back but attaching failed: {error:#}");
+                    if protected.lost.as_deref() != Some(lost.as_str()) {
+                        log::warn!("{lost}");
+                        protected.lost = Some(lost);
+                    }
+                }
+            }
+        }
+    }
 }
 
+/// Prints a line to stdout, ignoring a reader that went away (`run ... | head -2`): the
+/// output is a courtesy, protection must not stop because nobody reads it.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Runs inside a `LocalSet` (the metrics server's tasks share the running maps).
 pub async fn run(
     all: Vec<Settings>,
     interval: Duration,
-    metrics_address: Option<String>,
+    metrics_address: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let (configs, kernel) = validate_all(&all)?;
-    let metrics_listener = match &metrics_address {
+    let metrics_listener = match metrics_address {
         Some(address) => Some(metrics::bind(address).await?),
         None => None,
     };
@@ -79,41 +163,62 @@ pub async fn run(
         interfaces: Vec::new(),
     };
     let mut loggers = Vec::new();
-    for line in kernel.describe() {
-        println!("{line}");
-    }
+    let mut done: Vec<String> = kernel.describe().into();
+    // Every interface is attached before anything is printed as done; an error part way
+    // drops `running`, which detaches the ones attached so far.
     for (settings, config) in all.iter().zip(&configs) {
         let mut handshake = prepare(settings, config, None)?;
         loggers.push(handshake.take_logger()?);
         let mode = handshake.attach(&settings.iface, settings.mode)?;
-        println!(
+        done.push(format!(
             "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
             ports::join(&settings.ports),
             settings.iface,
             mode.name()
-        );
-        running.interfaces.push((settings.iface.clone(), handshake));
+        ));
+        running.interfaces.push(Protected {
+            iface: settings.iface.clone(),
+            mode: settings.mode,
+            handshake,
+            lost: None,
+        });
     }
-    if let Some(address) = &metrics_address {
-        println!("serving metrics on http://{address}/metrics");
+    let running = Rc::new(RefCell::new(running));
+    let server = match metrics_listener {
+        Some(listener) => {
+            let running = running.clone();
+            let render: metrics::Render = Rc::new(move || running.borrow().render());
+            done.push(format!(
+                "serving metrics on http://{}/metrics",
+                listener.local_addr()?
+            ));
+            Some(metrics::serve_forever(listener, render))
+        }
+        None => None,
+    };
+    for line in done {
+        say(&line);
     }
-    watch(&running, &mut loggers, interval, metrics_listener.as_ref()).await?;
-    for (iface, handshake) in &mut running.interfaces {
+    watch(&running, &mut loggers, interval, server).await?;
+    for Protected {
+        iface, handshake, ..
+    } in &mut running.borrow_mut().interfaces
+    {
         handshake.detach()?;
         let totals = handshake.counters()?;
-        println!(
+        say(&format!(
             "\ndetached from {iface}; totals:\n{}",
             totals.table(&totals, 1.0)
-        );
+        ));
     }
     Ok(())
 }
 
 async fn watch(
-    running: &Running,
+    running: &RefCell<Running>,
     loggers: &mut [aya_log::EbpfLogger<&'static dyn log::Log>],
     interval: Duration,
-    metrics_listener: Option<&TcpListener>,
+    server: Option<impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler failed")?;
@@ -124,31 +229,29 @@ async fn watch(
     // The program logs only rare failures; reading its ring buffer 10 times a second is
     // plenty and needs no fd registration.
     let mut log_ticks = tokio::time::interval(Duration::from_millis(100));
-    let mut last = (running.sample()?, Instant::now());
+    // Asking the kernel what each interface runs costs an `ip` process: once a second.
+    let mut follow_ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut last = (running.borrow().sample()?, Instant::now());
+    let server = async {
+        match server {
+            Some(server) => server.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(server);
     loop {
         tokio::select! {
             _ = terminate.recv() => return Ok(()),
             _ = interrupt.recv() => return Ok(()),
             _ = log_ticks.tick() => loggers.iter_mut().for_each(|logger| logger.flush()),
-            accepted = accept(metrics_listener) => {
-                if let Err(error) = metrics::serve(accepted?, || metrics::render(&running.sample()?)).await {
-                    log::warn!("a metrics request failed: {error:#}");
-                }
-            }
+            () = &mut server => {}
+            _ = follow_ticks.tick() => running.borrow_mut().follow(),
             _ = ticks.tick() => {
-                let now = (running.sample()?, Instant::now());
+                let now = (running.borrow().sample()?, Instant::now());
                 let seconds = now.1.duration_since(last.1).as_secs_f64();
-                println!("\n{}", crate::stats::table(&now.0, &last.0, seconds).trim_end());
+                say(&format!("\n{}", crate::stats::table(&now.0, &last.0, seconds).trim_end()));
                 last = now;
             }
         }
-    }
-}
-
-/// The next metrics connection, or never when metrics are off.
-async fn accept(listener: Option<&TcpListener>) -> anyhow::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(listener) => Ok(listener.accept().await?.0),
-        None => std::future::pending().await,
     }
 }

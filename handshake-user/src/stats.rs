@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
+    io::IsTerminal as _,
     time::{Duration, Instant},
 };
 
@@ -11,7 +12,11 @@ use anyhow::bail;
 use handshake_common::counters::{ALL, PortCounters};
 use serde_json::{Value, json};
 
-use crate::{counters::Snapshot, maps::Maps, pins::PinRoot};
+use crate::{
+    counters::Snapshot,
+    pins::PinRoot,
+    state::{self, Inspected, Pinned},
+};
 
 /// One interface's counters at one moment.
 pub struct Sample {
@@ -20,26 +25,39 @@ pub struct Sample {
     pub ports: BTreeMap<u16, PortCounters>,
 }
 
-/// Reads every attached interface (or just `only`).
-pub fn sample(root: &PinRoot, only: Option<&str>) -> anyhow::Result<Vec<Sample>> {
-    let interfaces: Vec<String> = match only {
-        Some(iface) if root.iface_dir(iface).exists() => vec![iface.to_owned()],
-        Some(iface) => {
-            bail!("handshake is not attached to {iface}; `handshake status` lists what it protects")
-        }
-        None => root.interfaces()?,
-    };
-    interfaces
-        .into_iter()
-        .map(|iface| {
-            let maps = Maps::from_pins(&root.iface_dir(&iface))?;
-            Ok(Sample {
-                counters: maps.counters()?,
-                ports: maps.ports.counters()?,
+/// An attached interface whose pins protect nothing any more, and why.
+pub struct Gone {
+    pub iface: String,
+    pub problem: String,
+}
+
+/// Reads every attached interface (or just `only`), each checked against the kernel: one
+/// that is not protected any more is returned in `Gone`, never as counters.
+pub fn sample(root: &PinRoot, only: Option<&str>) -> anyhow::Result<(Vec<Sample>, Vec<Gone>)> {
+    if let Some(iface) = only {
+        let pinned = state::protected(root, iface)?;
+        return Ok((vec![sample_of(&pinned)?], Vec::new()));
+    }
+    let mut samples = Vec::new();
+    let mut gone = Vec::new();
+    for iface in root.interfaces()? {
+        match state::inspect(root, &iface) {
+            Inspected::Protected(pinned) => samples.push(sample_of(&pinned)?),
+            gone_or_stale => gone.push(Gone {
+                problem: gone_or_stale.problem().unwrap_or_default().to_owned(),
                 iface,
-            })
-        })
-        .collect()
+            }),
+        }
+    }
+    Ok((samples, gone))
+}
+
+fn sample_of(pinned: &Pinned) -> anyhow::Result<Sample> {
+    Ok(Sample {
+        iface: pinned.iface.clone(),
+        counters: pinned.maps.counters()?,
+        ports: pinned.maps.ports.counters()?,
+    })
 }
 
 const PORT_COUNTERS: [&str; 3] = ["syn_ack_sent", "ack_validated", "ack_dropped_forged"];
@@ -141,15 +159,33 @@ pub fn to_json(now: &[Sample], earlier: &[Sample], seconds: f64) -> Value {
     json!({"interval_seconds": seconds, "interfaces": interfaces})
 }
 
-/// Prints once (rates over one second), or every second with `watch` (redrawn in place,
-/// or one JSON document per line).
+/// Prints once (rates over one second), or every second with `watch` (redrawn in place on
+/// a terminal, one table after another into a pipe, or one JSON document per line).
 pub fn run(root: &PinRoot, only: Option<&str>, watch: bool, as_json: bool) -> anyhow::Result<()> {
-    let mut earlier = (sample(root, only)?, Instant::now());
+    let (first, gone) = sample(root, only)?;
+    for entry in &gone {
+        log::warn!("{}: NOT PROTECTED: {}", entry.iface, entry.problem);
+    }
+    if first.is_empty() {
+        if gone.is_empty() {
+            bail!(
+                "handshake protects nothing in this network namespace (no attachments in {}); {} shows what `handshake run` protects",
+                root.path().display(),
+                root.command("status")
+            );
+        }
+        bail!(
+            "no attached interface is protected (see above); {} lists them",
+            root.command("status")
+        );
+    }
+    let redraw = watch && !as_json && std::io::stdout().is_terminal();
+    let mut earlier = (first, Instant::now());
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        let now = (sample(root, only)?, Instant::now());
+        let now = (sample(root, only)?.0, Instant::now());
         let seconds = now.1.duration_since(earlier.1).as_secs_f64();
-        match (as_json, watch) {
+        match (as_json, redraw) {
             (true, _) => println!("{}", to_json(&now.0, &earlier.0, seconds)),
             // Home the cursor and clear the screen, so the table redraws in place.
             (false, true) => print!("\x1b[H\x1b[2J{}", table(&now.0, &earlier.0, seconds)),

@@ -194,10 +194,40 @@ fn bad_input_is_named_and_changes_nothing() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(unprivileged).starts_with("handshake: loading and attaching XDP needs CAP_BPF and CAP_NET_ADMIN (effective capabilities: 0x0)"),
+        stderr_of(unprivileged).starts_with("handshake: permission denied: loading and attaching XDP needs CAP_BPF and CAP_NET_ADMIN (effective capabilities: 0x0)"),
     );
     assert!(
         !xdp_attached(&lab),
         "a refused run must leave the interface untouched"
     );
+}
+
+#[test]
+fn every_option_has_help() {
+    for (command, option, help) in [
+        ("run", "--iface", "The interface the SYNs arrive on"),
+        ("attach", "--ports", "80,443,8000-8010"),
+        ("detach", "--iface", "The interface `attach` protects"),
+        ("stats", "--iface", "Only this interface"),
+        ("status", "--json", "Machine-readable output"),
+        (
+            "metrics",
+            "--listen",
+            "Where to serve http://ADDR:PORT/metrics",
+        ),
+    ] {
+        let output = Command::new(BINARY)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let described = text
+            .split("\n  -")
+            .find(|entry| entry.contains(option))
+            .unwrap_or_else(|| panic!("`{command} --help` lists no {option}:\n{text}"));
+        assert!(
+            described.contains(help),
+            "`{command} --help` describes {option} as {described:?}"
+        );
+    }
 }

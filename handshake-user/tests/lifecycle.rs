@@ -1,15 +1,10 @@
 //! Protection that outlives the CLI: `attach` pins, exits, and protection stays; ports
 //! change live; stats and metrics come from other processes; `detach` leaves nothing.
-//!
-//! The binary runs through `nsenter --net` rather than `ip netns exec`, which would mount
-//! a private /sys (and BPF filesystem) that vanishes with the command, taking the pins.
 
 mod common;
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpStream},
-    process::{Command, Output},
+    net::{IpAddr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -17,139 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::pinned::{ATTACH, Bed, port_total, scrape, total};
 use handshake::{
-    lab::{
-        CLIENT_IFACE, Lab, SERVER_IFACE, SERVER_V4,
-        echo::{EchoServer, exchange, exchange_both_families},
-        run_in,
-    },
+    lab::{SERVER_IFACE, SERVER_V4, echo::exchange, run_in},
     loader::PassThrough,
 };
 use serde_json::Value;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_handshake");
-
-struct Bed {
-    lab: Lab,
-    pin_dir: String,
-    _servers: Vec<EchoServer>,
-    _peer: PassThrough,
-}
-
-impl Bed {
-    fn new() -> Self {
-        common::require_root();
-        let lab = Lab::create("life").unwrap();
-        lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-            .unwrap();
-        // Real clients offer timestamps: with 1 their SYNs are the kernel's to answer.
-        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-            .unwrap();
-        let servers = [8080, 8443]
-            .map(|port| EchoServer::start(&lab.server, port).unwrap())
-            .into();
-        let peer = run_in(&lab.client, || PassThrough::attach(CLIENT_IFACE))
-            .unwrap()
-            .unwrap();
-        let pin_dir = format!("/sys/fs/bpf/handshake-test-{}", lab.server);
-        Self {
-            lab,
-            pin_dir,
-            _servers: servers,
-            _peer: peer,
-        }
-    }
-
-    /// `handshake --pin-dir PIN_DIR ARGS` in the server's network namespace.
-    fn command_with(&self, pin_dir: &str, args: &[&str]) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net=/run/netns/{}", self.lab.server))
-            .args([BINARY, "--pin-dir", pin_dir])
-            .args(args);
-        command
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        self.command_with(&self.pin_dir, args)
-    }
-
-    fn handshake(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.handshake(args);
-        assert!(
-            output.status.success(),
-            "handshake {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn error(&self, args: &[&str]) -> String {
-        let output = self.handshake(args);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "handshake {args:?} should fail"
-        );
-        String::from_utf8(output.stderr).unwrap()
-    }
-
-    fn stats(&self) -> Value {
-        serde_json::from_str(&self.ok(&["stats", "--json", "--iface", SERVER_IFACE])).unwrap()
-    }
-
-    fn connect(&self, port: u16, count: u32) {
-        run_in(&self.lab.client, move || {
-            exchange_both_families(port, count)
-        })
-        .unwrap()
-        .unwrap();
-    }
-
-    fn xdp_attached(&self) -> bool {
-        self.lab
-            .output(&self.lab.server, &["ip", "link", "show", SERVER_IFACE])
-            .unwrap()
-            .contains("xdp")
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-    }
-}
-
-fn total(stats: &Value, counter: &str) -> u64 {
-    stats["interfaces"][0]["counters"][counter]["total"]
-        .as_u64()
-        .unwrap()
-}
-
-fn port_total(stats: &Value, port: u16, counter: &str) -> Option<u64> {
-    let ports = stats["interfaces"][0]["ports"].as_array().unwrap();
-    ports
-        .iter()
-        .find(|entry| entry["port"] == port)
-        .map(|entry| entry[counter]["total"].as_u64().unwrap())
-}
-
 #[test]
 fn attach_outlives_the_cli_and_ports_change_live() {
     let bed = Bed::new();
-    let attached = bed.ok(&[
-        "attach",
-        "--iface",
-        SERVER_IFACE,
-        "--ports",
-        "8080",
-        "--xdp-mode",
-        "native",
-    ]);
+    let attached = bed.ok(&ATTACH);
     let last = attached.lines().last().unwrap();
     assert!(
         last.starts_with("handshake protects TCP ports 8080 on hs-server (native XDP), pinned in"),
@@ -227,29 +100,6 @@ fn attach_outlives_the_cli_and_ports_change_live() {
     );
 }
 
-/// Scrapes http://127.0.0.1:PORT/metrics inside the server namespace.
-fn scrape(lab: &Lab, port: u16) -> String {
-    run_in(&lab.server, move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut stream = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(stream) => break stream,
-                Err(error) if Instant::now() > deadline => {
-                    panic!("metrics endpoint never came up: {error}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    })
-    .unwrap()
-}
-
 #[test]
 fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
     let bed = Bed::new();
@@ -296,7 +146,7 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
 
     let map_ids: Vec<u32> = ["CONFIG", "PORTS", "SLOT_PORTS", "PORT_COUNTERS", "COUNTERS"]
         .map(|name| {
-            aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.pin_dir))
+            aya::maps::MapInfo::from_pin(format!("{}/{SERVER_IFACE}/{name}", bed.ns_dir))
                 .unwrap()
                 .id()
         })
@@ -306,8 +156,8 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
         "handshake no longer protects hs-server\n"
     );
     assert!(
-        !std::path::Path::new(&format!("{}/{SERVER_IFACE}", bed.pin_dir)).exists(),
-        "pins left behind"
+        !std::path::Path::new(&bed.pin_dir).exists(),
+        "pins or empty folders left behind"
     );
     assert!(!bed.xdp_attached(), "XDP still attached after detach");
     // The kernel frees maps once the last reference is gone (after an RCU grace period).
@@ -325,8 +175,8 @@ fn metrics_are_served_beside_an_attached_program_and_detach_leaves_nothing() {
     assert_eq!(
         bed.ok(&["status"]),
         format!(
-            "handshake protects nothing (no attachments in {})\n",
-            bed.pin_dir
+            "handshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
         )
     );
 }
@@ -336,7 +186,7 @@ fn refusals_name_the_problem_and_change_nothing() {
     let bed = Bed::new();
     bed.ok(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
     let twice = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "443"]);
-    assert!(twice.starts_with(&format!("handshake: handshake already protects hs-server (pinned in {}/hs-server); nothing changed.", bed.pin_dir)), "{twice}");
+    assert!(twice.starts_with(&format!("handshake: handshake already protects hs-server (pinned in {}/hs-server); nothing changed.", bed.ns_dir)), "{twice}");
     assert_eq!(
         bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
         "hs-server: protected ports 8080\n"
@@ -349,8 +199,8 @@ fn refusals_name_the_problem_and_change_nothing() {
     assert_eq!(
         bed.error(&["detach", "--iface", SERVER_IFACE]),
         format!(
-            "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake status` lists what it protects\n",
-            bed.pin_dir
+            "handshake: handshake is not attached to hs-server (no {}/hs-server); `handshake --pin-dir {} status` lists what it protects\n",
+            bed.ns_dir, bed.pin_dir
         )
     );
 
@@ -367,23 +217,42 @@ fn refusals_name_the_problem_and_change_nothing() {
         refused.contains("name handshake_pass); handshake will not replace it"),
         "{refused}"
     );
-    assert!(!std::path::Path::new(&format!("{}/hs-server", bed.pin_dir)).exists());
+    assert!(!std::path::Path::new(&format!("{}/hs-server", bed.ns_dir)).exists());
     drop(foreign);
 
-    // A crashed attach leaves a folder without its link: reported, refused, removable.
-    std::fs::create_dir_all(format!("{}/hs-server", bed.pin_dir)).unwrap();
+    // A crashed attach leaves a folder without its link: reported, refused by the commands
+    // that need it, replaced by `attach`.
+    std::fs::create_dir_all(format!("{}/hs-server", bed.ns_dir)).unwrap();
+    let status = bed.ok(&["status"]);
     assert!(
-        bed.ok(&["status"])
-            .starts_with("hs-server: stale (the XDP link pin is missing")
-    );
-    let stale = bed.error(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
-    assert!(
-        stale.contains(
-            "holds stale pins from an earlier handshake that did not finish; nothing changed"
+        status.starts_with(
+            "hs-server: NOT PROTECTED: stale pins from an attach that did not finish (the XDP link pin is missing"
         ),
+        "{status}"
+    );
+    let stale = bed.error(&["ports", "list", "--iface", SERVER_IFACE]);
+    assert!(
+        stale.starts_with(&format!(
+            "handshake: {}/hs-server: stale pins from an attach that did not finish (the XDP link pin is missing",
+            bed.ns_dir
+        )),
         "{stale}"
     );
-    bed.ok(&["detach", "--iface", SERVER_IFACE]);
+    let output = bed.handshake(&["attach", "--iface", SERVER_IFACE, "--ports", "8080"]);
+    assert!(output.status.success());
+    let warning = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        warning.starts_with(&format!(
+            "handshake: warning: replacing the pins in {}/hs-server: stale pins from an attach that did not finish",
+            bed.ns_dir
+        )),
+        "{warning}"
+    );
+    assert!(bed.xdp_attached());
+    assert_eq!(
+        bed.ok(&["detach", "--iface", SERVER_IFACE]),
+        "handshake no longer protects hs-server\n"
+    );
 
     // Outside a BPF filesystem nothing can be pinned.
     let output = bed
@@ -400,15 +269,17 @@ fn refusals_name_the_problem_and_change_nothing() {
     assert!(!bed.xdp_attached());
 
     // An invalid config file is refused whole, naming the line and key.
-    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
-    std::fs::write(&config, "[[interface]]\nname = \"hs-server\"\nports = [8080]\n\n[[interface]]\nname = \"hs-server\"\nports = [0]\n").unwrap();
-    let invalid = bed.error(&["attach", "--config", config.to_str().unwrap()]);
+    let config = bed.config(
+        "invalid",
+        "[[interface]]\nname = \"hs-server\"\nports = [8080]\n\n[[interface]]\nname = \"hs-server\"\nports = [0]\n",
+    );
+    let invalid = bed.error(&["attach", "--config", &config]);
     std::fs::remove_file(&config).unwrap();
     assert_eq!(
         invalid,
         format!(
             "handshake: {}: line 6, key interface.name: interface hs-server appears twice; give each interface one table\n",
-            config.display()
+            config
         )
     );
     assert!(!bed.xdp_attached());
@@ -417,21 +288,7 @@ fn refusals_name_the_problem_and_change_nothing() {
 #[test]
 fn run_serves_metrics_from_its_live_maps() {
     let bed = Bed::new();
-    let mut run = bed
-        .command(&[
-            "run",
-            "--iface",
-            SERVER_IFACE,
-            "--ports",
-            "8080",
-            "--xdp-mode",
-            "native",
-            "--metrics",
-            "127.0.0.1:9721",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = bed.run(&["--metrics", "127.0.0.1:9721"]);
     let _ = scrape(&bed.lab, 9721);
     bed.connect(8080, 2);
     let response = scrape(&bed.lab, 9721);
@@ -447,33 +304,12 @@ fn run_serves_metrics_from_its_live_maps() {
 #[test]
 fn a_config_file_attaches_several_interfaces_each_with_its_own_ports() {
     let bed = Bed::new();
-    // A second interface in the server namespace: a veth pair with both ends there.
-    bed.lab
-        .exec(
-            &bed.lab.server,
-            &[
-                "ip",
-                "link",
-                "add",
-                "hs-extra",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "hs-extra-peer",
-            ],
-        )
-        .unwrap();
-    bed.lab
-        .exec(&bed.lab.server, &["ip", "link", "set", "hs-extra", "up"])
-        .unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", bed.lab.server));
-    std::fs::write(
-        &config,
+    bed.add_veth("hs-extra");
+    let config = bed.config(
+        "two",
         "[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443, 8443]\nxdp_mode = \"generic\"\nmss = 1400\n",
-    )
-    .unwrap();
-    let attached = bed.ok(&["attach", "--config", config.to_str().unwrap()]);
+    );
+    let attached = bed.ok(&["attach", "--config", &config]);
     std::fs::remove_file(&config).unwrap();
     assert_eq!(
         attached
@@ -511,8 +347,8 @@ fn a_config_file_attaches_several_interfaces_each_with_its_own_ports() {
     assert_eq!(
         bed.ok(&["status"]),
         format!(
-            "handshake protects nothing (no attachments in {})\n",
-            bed.pin_dir
+            "handshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
         )
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod bed;
 pub mod packet;
+pub mod pinned;
 pub mod protected;
 pub mod raw;
 

@@ -1,0 +1,300 @@
+//! State is read from the kernel, not from folder names: an interface recreated or
+//! deleted, another network namespace, `ip netns exec`, what `handshake run` protects, and
+//! the kernel's own reason when it refuses an attach.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::pinned::{
+    ATTACH, BINARY, Bed, error, expect_line, lines_of, ok, scrape, sigterm, total,
+};
+use handshake::lab::SERVER_IFACE;
+use serde_json::Value;
+
+#[test]
+fn a_recreated_interface_is_reported_and_attach_replaces_the_dead_pins() {
+    let bed = Bed::new();
+    bed.add_veth("hs-extra");
+    bed.ok(&ATTACH);
+    let extra = [
+        "attach",
+        "--iface",
+        "hs-extra",
+        "--ports",
+        "443",
+        "--xdp-mode",
+        "generic",
+    ];
+    bed.ok(&extra);
+    let server = bed.lab.server.clone();
+    bed.lab
+        .exec(&server, &["ip", "link", "del", "hs-extra"])
+        .unwrap();
+    bed.add_veth("hs-extra");
+
+    let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
+    let gone = format!(
+        "hs-extra was recreated or its XDP link was detached (it runs no XDP program): protection is gone; run `{handshake} attach --iface hs-extra --ports 443` again (it replaces these pins), or `{handshake} detach --iface hs-extra` to remove them"
+    );
+    let status = bed.ok(&["status"]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], format!("hs-extra: NOT PROTECTED: {gone}"));
+    assert!(
+        lines[1].starts_with("hs-server: native XDP, ports 8080, program id "),
+        "{status}"
+    );
+    let json: Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
+    let interfaces = json["interfaces"].as_array().unwrap();
+    assert_eq!(interfaces[0]["iface"], "hs-extra");
+    assert_eq!(interfaces[0]["protected"], false);
+    assert_eq!(interfaces[0]["problem"], gone.as_str());
+    assert_eq!(interfaces[1]["iface"], "hs-server");
+    assert_eq!(interfaces[1]["protected"], true);
+    assert_eq!(interfaces[1]["by"], "attach");
+    assert_eq!(interfaces[1]["xdp_mode"], "native");
+    assert_eq!(interfaces[1]["ports"], serde_json::json!([8080]));
+    assert_eq!(json["pin_dir"], bed.ns_dir.as_str());
+
+    // Nothing that needs the attachment pretends it is there.
+    let refused = format!("handshake: {gone}\n");
+    assert_eq!(
+        bed.error(&["ports", "add", "--iface", "hs-extra", "8443"]),
+        refused
+    );
+    assert_eq!(bed.error(&["stats", "--iface", "hs-extra"]), refused);
+    let all = bed.handshake(&["stats", "--json"]);
+    assert!(all.status.success());
+    assert_eq!(
+        String::from_utf8(all.stderr).unwrap(),
+        format!("handshake: warning: hs-extra: NOT PROTECTED: {gone}\n")
+    );
+    let stats: Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(stats["interfaces"].as_array().unwrap().len(), 1);
+    assert_eq!(stats["interfaces"][0]["iface"], "hs-server");
+    let mut metrics = bed
+        .command(&["metrics", "--listen", "127.0.0.1:9722"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let response = scrape(&bed.lab, 9722);
+    metrics.kill().unwrap();
+    metrics.wait().unwrap();
+    assert!(
+        response.contains("handshake_protected{iface=\"hs-extra\"} 0\n"),
+        "{response}"
+    );
+    assert!(response.contains("handshake_protected{iface=\"hs-server\"} 1\n"));
+    assert!(!response.contains("iface=\"hs-extra\",port"), "{response}");
+
+    // `attach` over the dead pins replaces them.
+    let output = bed.handshake(&extra);
+    assert!(output.status.success());
+    let warning = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        warning,
+        format!(
+            "handshake: warning: replacing the pins in {}/hs-extra: {gone}\n",
+            bed.ns_dir
+        )
+    );
+    assert!(bed.xdp_on("hs-extra"));
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-extra: generic XDP, ports 443, program id ")
+    );
+
+    // Deleted: said so, and detach removes the pins, saying they protected nothing.
+    bed.lab
+        .exec(&server, &["ip", "link", "del", "hs-extra"])
+        .unwrap();
+    let deleted = format!(
+        "hs-extra is gone from this network namespace: protection is gone; when it is back, run `{handshake} attach --iface hs-extra --ports 443` again"
+    );
+    assert!(
+        bed.ok(&["status"])
+            .starts_with(&format!("hs-extra: NOT PROTECTED: {deleted}")),
+    );
+    assert!(
+        bed.ok(&["detach", "--iface", "hs-extra"])
+            .starts_with(&format!(
+                "removed the pins of hs-extra, which protected nothing any more ({deleted}"
+            ))
+    );
+    bed.connect(8080, 2);
+    assert_eq!(total(&bed.stats(), "syn_ack_sent"), 4);
+}
+
+#[test]
+fn pins_belong_to_their_network_namespace() {
+    let bed = Bed::new();
+    bed.ok(&ATTACH);
+    // The client namespace gets an unprotected interface of the same name.
+    bed.add_veth_in(&bed.lab.client, SERVER_IFACE);
+    let in_client = |args: &[&str]| bed.command_in(&bed.lab.client, args).output().unwrap();
+    let status = ok(in_client(&["status"]), &["status"]);
+    assert!(
+        status.starts_with(&format!(
+            "handshake protects nothing in this network namespace (no attachments in {}/netns-",
+            bed.pin_dir
+        )),
+        "{status}"
+    );
+    for args in [
+        &["ports", "add", "--iface", SERVER_IFACE, "9999"][..],
+        &["detach", "--iface", SERVER_IFACE],
+        &["stats", "--iface", SERVER_IFACE],
+    ] {
+        let refused = error(in_client(args), args);
+        assert!(
+            refused.starts_with("handshake: handshake is not attached to hs-server (no "),
+            "{refused}"
+        );
+    }
+    let nothing = error(in_client(&["stats"]), &["stats"]);
+    assert!(
+        nothing.starts_with("handshake: handshake protects nothing in this network namespace"),
+        "{nothing}"
+    );
+    // The server's protection is untouched.
+    assert_eq!(
+        bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
+        "hs-server: protected ports 8080\n"
+    );
+    bed.connect(8080, 2);
+    assert_eq!(total(&bed.stats(), "syn_ack_sent"), 4);
+}
+
+#[test]
+fn ip_netns_exec_is_refused_with_the_nsenter_command() {
+    let bed = Bed::new();
+    let ns = &bed.lab.server;
+    for args in [
+        &["attach", "--iface", SERVER_IFACE, "--ports", "8080"][..],
+        &["status"],
+        &["ports", "list", "--iface", SERVER_IFACE],
+    ] {
+        let output = Command::new("ip")
+            .args(["netns", "exec", ns, BINARY, "--pin-dir", &bed.pin_dir])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            error(output, args),
+            format!(
+                "handshake: this process runs under `ip netns exec {ns}`, which gives it a private /sys: pins made here vanish when it exits and the host's pins are not visible; nothing changed. Run `nsenter --net=/run/netns/{ns} handshake ...` instead\n"
+            )
+        );
+    }
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn run_follows_an_interface_deleted_and_created_again() {
+    let bed = Bed::new();
+    bed.add_veth("hs-extra");
+    let config = bed.config(
+        "run",
+        "metrics = \"127.0.0.1:9725\"\n\n[[interface]]\nname = \"hs-server\"\nports = [8080]\nxdp_mode = \"native\"\n\n[[interface]]\nname = \"hs-extra\"\nports = [443]\nxdp_mode = \"generic\"\n",
+    );
+    let mut run = bed
+        .command(&["run", "--config", &config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let warnings = lines_of(run.stderr.take().unwrap());
+    scrape(&bed.lab, 9725);
+    std::fs::remove_file(&config).unwrap();
+    assert!(bed.xdp_on("hs-extra"));
+
+    let server = bed.lab.server.clone();
+    bed.lab
+        .exec(&server, &["ip", "link", "del", "hs-extra"])
+        .unwrap();
+    expect_line(
+        &warnings,
+        "handshake: warning: hs-extra was deleted or recreated: protection is gone; handshake attaches again when an interface hs-extra is back",
+    );
+    let response = scrape(&bed.lab, 9725);
+    assert!(
+        response.contains("handshake_protected{iface=\"hs-extra\"} 0\n"),
+        "{response}"
+    );
+    assert!(response.contains("handshake_protected{iface=\"hs-server\"} 1\n"));
+
+    bed.add_veth("hs-extra");
+    expect_line(
+        &warnings,
+        "handshake: warning: hs-extra is back: protected again (generic XDP)",
+    );
+    assert!(bed.xdp_on("hs-extra"));
+    let status = bed.ok(&["status"]);
+    assert!(
+        status.starts_with("hs-extra: protected by `handshake run` (program id "),
+        "{status}"
+    );
+    assert!(scrape(&bed.lab, 9725).contains("handshake_protected{iface=\"hs-extra\"} 1\n"));
+    bed.connect(8080, 2);
+
+    sigterm(&mut run);
+    assert!(run.wait().unwrap().success());
+    assert!(!bed.xdp_on("hs-extra"));
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn a_refused_native_attach_keeps_the_kernels_errno() {
+    let bed = Bed::new();
+    bed.add_veth("hs-big");
+    let server = bed.lab.server.clone();
+    for iface in ["hs-big", "hs-big-p"] {
+        bed.lab
+            .exec(&server, &["ip", "link", "set", iface, "mtu", "9000"])
+            .unwrap();
+    }
+    let native = [
+        "attach",
+        "--iface",
+        "hs-big",
+        "--ports",
+        "80",
+        "--xdp-mode",
+        "native",
+    ];
+    assert_eq!(
+        bed.error(&native),
+        "handshake: attaching XDP (Native) to hs-big failed: `bpf_link_create` failed: Numerical result out of range (os error 34) (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it); try --xdp-mode generic or auto\n"
+    );
+    assert!(!bed.xdp_on("hs-big"));
+    let auto = bed.handshake(&["attach", "--iface", "hs-big", "--ports", "80"]);
+    assert!(auto.status.success());
+    assert_eq!(
+        String::from_utf8(auto.stderr).unwrap(),
+        "handshake: warning: native XDP on hs-big failed (`bpf_link_create` failed: Numerical result out of range (os error 34) (the MTU, or a veth peer's MTU, is too large for XDP in this mode: lower it)); falling back to generic XDP, which runs after the kernel allocates an skb and costs more per packet\n"
+    );
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-big: generic XDP, ports 80, program id ")
+    );
+}
+
+#[test]
+fn pins_of_the_older_layout_are_pointed_out() {
+    let bed = Bed::new();
+    // Before folders per namespace, pins lived in ROOT/IFACE.
+    let old = format!("{}/hs-server", bed.pin_dir);
+    std::fs::create_dir_all(&old).unwrap();
+    let dir = old.clone();
+    handshake::lab::run_in(&bed.lab.server, move || {
+        handshake::loader::Handshake::load_with_pins(Some(std::path::Path::new(&dir))).unwrap();
+    })
+    .unwrap();
+    assert_eq!(
+        bed.ok(&["status"]),
+        format!(
+            "note: {old} is no network namespace's folder (pins of a handshake from before folders per namespace?); what it pins stays attached until `rm -r {old}`\nhandshake protects nothing in this network namespace (no attachments in {})\n",
+            bed.ns_dir
+        )
+    );
+}
