@@ -1,13 +1,20 @@
 //! Builds the benchmark's XDP programs (handshake-bench-ebpf) for bpfel-unknown-none with
 //! the nightly toolchain and bpf-linker, as handshake-user's build.rs builds the product's,
-//! so `include_bytes_aligned!` can embed them. AYA_BUILD_SKIP=1 skips this step.
+//! so `include_bytes_aligned!` can embed them; and the product's program once more with
+//! its `count-calls` feature, whose counts the microbenchmark prints per path.
+//! AYA_BUILD_SKIP=1 skips this step.
 
 fn main() -> anyhow::Result<()> {
-    let root_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf");
-    let package = aya_build::Package {
+    let bench = aya_build::Package {
         name: "handshake-bench-ebpf",
-        root_dir,
+        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf"),
         ..Default::default()
     };
-    aya_build::build_ebpf([package], aya_build::Toolchain::default())
+    let counting = aya_build::Package {
+        name: "handshake-ebpf",
+        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../handshake-ebpf"),
+        features: &["count-calls"],
+        ..Default::default()
+    };
+    aya_build::build_ebpf([bench, counting], aya_build::Toolchain::default())
 }

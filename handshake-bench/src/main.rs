@@ -42,6 +42,9 @@ struct Cli {
     /// Two offered rates and short steps: under two minutes.
     #[arg(long)]
     quick: bool,
+    /// Only the XDP microbenchmarks (with --quick: fewer calls per path).
+    #[arg(long)]
+    micro_only: bool,
     /// Where bench.json and bench.png go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -111,6 +114,10 @@ fn run() -> anyhow::Result<()> {
         cpus.generator,
         cpus.server
     );
+    eprintln!("CPU: {}", system::cpu_model());
+    for mitigation in system::mitigations() {
+        eprintln!("  {mitigation}");
+    }
     let _stats = system::BpfStats::enable()?;
     let lab = Lab::create("bench")?;
     flood::route_spoofed_sources(&lab)?;
@@ -127,6 +134,9 @@ fn run() -> anyhow::Result<()> {
         micro::run(&lab, plan.micro_calls)?
     };
     eprint!("{}", report::micro_table(&timings));
+    if cli.micro_only {
+        return Ok(());
+    }
 
     eprintln!("\n{}", report::header());
     let mut steps = Vec::new();
@@ -159,7 +169,12 @@ fn write_outputs(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let machine = json!({"cpus": system::cpus(), "kernel": kernel.trim()});
+    let machine = json!({
+        "cpus": system::cpus(),
+        "cpu": system::cpu_model(),
+        "mitigations": system::mitigations(),
+        "kernel": kernel.trim(),
+    });
     let json_path = out.join("bench.json");
     std::fs::write(
         &json_path,

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
+    maps::{MapData, PerCpuArray},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use handshake::{
@@ -38,7 +39,14 @@ pub struct Timing {
     pub path: &'static str,
     pub program: &'static str,
     pub median_ns: f64,
+    /// Helper calls, per-CPU map lookups and BPF-to-BPF calls the path made, counted by
+    /// the `count-calls` build of the same program; `None` for the baselines.
+    pub calls: Option<[u64; 3]>,
 }
+
+/// The product's program built with its `count-calls` feature (see build.rs).
+static COUNTING_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/handshake-xdp"));
 
 pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
     // A connection that stays open, for the established-flow path.
@@ -58,6 +66,9 @@ pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
 struct Programs {
     handshake: Handshake,
     timestamps: Handshake,
+    /// The counting builds, configured as `handshake` and `timestamps`.
+    counting: Counting,
+    counting_timestamps: Counting,
     pass: Ebpf,
     cookie_only: Ebpf,
 }
@@ -84,6 +95,8 @@ fn load() -> anyhow::Result<Programs> {
     let mut timestamps = Handshake::load()?;
     timestamps.set_config(&config(true)?)?;
     timestamps.set_ports(&[PORT])?;
+    let counting = Counting::load(&config(false)?)?;
+    let counting_timestamps = Counting::load(&config(true)?)?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
     let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
@@ -93,9 +106,48 @@ fn load() -> anyhow::Result<Programs> {
     Ok(Programs {
         handshake,
         timestamps,
+        counting,
+        counting_timestamps,
         pass,
         cookie_only,
     })
+}
+
+/// The call-counting build of the program and its `CALLS` map.
+struct Counting {
+    handshake: Handshake,
+    calls: PerCpuArray<MapData, u64>,
+}
+
+impl Counting {
+    fn load(config: &Config) -> anyhow::Result<Self> {
+        let mut handshake = Handshake::load_object(COUNTING_OBJECT, None)?;
+        handshake.set_config(config)?;
+        handshake.set_ports(&[PORT])?;
+        let calls = handshake
+            .take_map("CALLS")
+            .context("the counting build has no CALLS map")?
+            .try_into()?;
+        Ok(Self { handshake, calls })
+    }
+
+    /// The calls one run of `frame` makes: [helpers, per-CPU lookups, subprograms].
+    fn calls_of(&mut self, frame: &[u8]) -> anyhow::Result<[u64; 3]> {
+        let sum = |calls: &PerCpuArray<MapData, u64>| -> anyhow::Result<[u64; 3]> {
+            let mut sums = [0; 3];
+            for (index, sum) in sums.iter_mut().enumerate() {
+                *sum = calls.get(&(index as u32), 0)?.iter().sum();
+            }
+            Ok(sums)
+        };
+        let before = sum(&self.calls)?;
+        self.handshake.program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::new()
+        })?;
+        let after = sum(&self.calls)?;
+        Ok(std::array::from_fn(|i| after[i] - before[i]))
+    }
 }
 
 fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
@@ -214,7 +266,7 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             ack(cookie.wrapping_add(1)),
         ),
         (
-            "forged ACK (dropped)",
+            "ACK with an invalid cookie",
             "handshake",
             Which::Handshake,
             ack(cookie ^ 0x00ff_0000),
@@ -254,18 +306,22 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             samples.push(result.duration.as_nanos() as u64);
         }
     }
-    Ok(cases
-        .iter()
-        .zip(samples)
-        .map(|((path, program, _, _), mut samples)| {
-            samples.sort_unstable();
-            Timing {
-                path,
-                program,
-                median_ns: samples[samples.len() / 2] as f64,
-            }
-        })
-        .collect())
+    let mut timings = Vec::with_capacity(cases.len());
+    for ((path, program, which, frame), mut samples) in cases.iter().zip(samples) {
+        samples.sort_unstable();
+        let calls = match which {
+            Which::Handshake => Some(programs.counting.calls_of(frame)?),
+            Which::Timestamps => Some(programs.counting_timestamps.calls_of(frame)?),
+            Which::Pass | Which::CookieOnly => None,
+        };
+        timings.push(Timing {
+            path,
+            program,
+            median_ns: samples[samples.len() / 2] as f64,
+            calls,
+        });
+    }
+    Ok(timings)
 }
 
 /// The cookie in the SYN-ACK handshake makes of `syn`.

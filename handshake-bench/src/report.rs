@@ -50,21 +50,54 @@ pub fn header() -> String {
     )
 }
 
+/// The microbenchmark table: ns per path, over XDP_PASS, as a ratio of the cookie helper
+/// alone (the floor every answer pays), and the calls each path makes.
 pub fn micro_table(timings: &[Timing]) -> String {
     let pass = timings.first().map_or(0.0, |timing| timing.median_ns);
+    let floor = |ipv6: bool| {
+        let family = if ipv6 { "IPv6" } else { "IPv4" };
+        timings
+            .iter()
+            .find(|timing| timing.program == "cookie_only" && timing.path.contains(family))
+            .map_or(f64::NAN, |timing| timing.median_ns)
+    };
     let mut text = format!(
-        "{:<40} {:>8} {:>14}\n",
-        "path (BPF_PROG_TEST_RUN, repeat=1)", "ns", "ns over PASS"
+        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}\n",
+        "path (BPF_PROG_TEST_RUN, repeat=1)",
+        "ns",
+        "over PASS",
+        "/ floor",
+        "helpers",
+        "percpu",
+        "bpf2bpf"
     );
     for timing in timings {
+        let ratio = if timing.path.starts_with("SYN -> SYN-ACK") {
+            format!("{:.2}x", timing.median_ns / floor(timing.path.contains("IPv6")))
+        } else {
+            String::new()
+        };
+        let [helpers, percpu, subprograms] = timing
+            .calls
+            .map_or([String::new(), String::new(), String::new()], |calls| {
+                calls.map(|n| n.to_string())
+            });
         let _ = writeln!(
             text,
-            "{:<40} {:>8.0} {:>14.0}",
+            "{:<40} {:>6.0} {:>9.0} {:>8} {:>8} {:>8} {:>8}",
             timing.path,
             timing.median_ns,
-            timing.median_ns - pass
+            timing.median_ns - pass,
+            ratio,
+            helpers,
+            percpu,
+            subprograms
         );
     }
+    text.push_str(
+        "helpers: helper calls; percpu: per-CPU map lookups (helper calls before Linux 6.10);\n\
+         bpf2bpf: BPF-to-BPF calls and bpf_loop callbacks. / floor: over the cookie helper alone.\n",
+    );
     text
 }
 

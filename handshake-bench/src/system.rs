@@ -136,3 +136,35 @@ impl Drop for BpfStats {
         let _ = fs::write(BPF_STATS, self.before.trim());
     }
 }
+
+/// The CPU's model name, from /proc/cpuinfo: what a helper call costs depends on it.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// The mitigations in force that make calls and returns dear (retpolines, return thunks,
+/// SRSO), as /sys/devices/system/cpu/vulnerabilities/ names them: `name: state` for each
+/// that is not "Not affected".
+pub fn mitigations() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/devices/system/cpu/vulnerabilities") else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let state = std::fs::read_to_string(entry.path()).ok()?;
+            let state = state.trim();
+            (state != "Not affected")
+                .then(|| format!("{}: {state}", entry.file_name().to_string_lossy()))
+        })
+        .collect();
+    found.sort();
+    found
+}

@@ -31,11 +31,7 @@ fn legitimate_connections_complete_during_a_flood_answered_only_by_handshake() {
         "the flood test attaches XDP programs and creates network namespaces: run it as root (`sudo -E cargo xtask test`)"
     );
     let lab = Lab::create("flood").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-        .unwrap();
-    // Real clients offer timestamps: with 1 their SYNs would be the kernel's to answer.
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-        .unwrap();
+    lab.cookies_at_xdp().unwrap();
     flood::route_spoofed_sources(&lab).unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let sink = Sink::attach(&lab).unwrap();

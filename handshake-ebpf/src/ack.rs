@@ -13,6 +13,7 @@ use handshake_common::counters::Counter;
 use network_types::tcp::TcpHdr;
 
 use crate::{
+    calls::{self, Call},
     flood,
     headers::{EINVAL, Segment, ip_header, ptr_at},
     listener::{self, Socket},
@@ -53,5 +54,6 @@ fn check_cookie<const L2: usize>(ctx: &XdpContext, segment: &Segment, sk: *mut c
     ) else {
         return EINVAL;
     };
+    calls::count(Call::Helper, 1);
     unsafe { bpf_tcp_check_syncookie(sk, iph, iph_len, th as *mut tcphdr, TcpHdr::LEN as u32) }
 }

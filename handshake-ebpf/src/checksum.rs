@@ -16,7 +16,10 @@ use aya_ebpf::{
 use handshake_common::checksum::{self, CHUNK_LEN, Summing, add_wide, pseudo_tail, wide_verifies};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use crate::headers::{Family, Segment, ptr_at};
+use crate::{
+    calls::{self, Call},
+    headers::{Family, Segment, ptr_at},
+};
 
 /// The longest range summed: a full-size segment at a 1500-byte MTU. A SYN carrying more
 /// (a Fast Open SYN on a jumbo-frame link) goes to the kernel unverified.
@@ -91,6 +94,7 @@ fn verifies_fast<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option
 #[inline(always)]
 fn csum_diff<const LEN: usize>(ctx: &XdpContext, offset: usize) -> Option<u64> {
     let bytes = ptr_at::<[u8; LEN]>(ctx, offset)?;
+    calls::count(Call::Helper, 1);
     let sum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, bytes as *mut u32, LEN as u32, 0) };
     (sum >= 0).then_some(sum as u64)
 }
@@ -149,6 +153,7 @@ fn sum(ctx: &XdpContext, start: usize, len: usize, initial: u64) -> Option<u64> 
         },
     };
     let chunks = checksum::chunks(len) as u32;
+    calls::count(Call::Helper, 1);
     let done = unsafe {
         bpf_loop(
             chunks,
@@ -164,6 +169,9 @@ fn sum(ctx: &XdpContext, start: usize, len: usize, initial: u64) -> Option<u64> 
 /// bpf_loop's callback: 0 goes on, 1 stops.
 #[inline(never)]
 extern "C" fn step(index: u64, range: *mut c_void) -> i64 {
+    // The callback itself, and its load.
+    calls::count(Call::Subprogram, 1);
+    calls::count(Call::Helper, 1);
     let range = unsafe { &mut *(range as *mut Range) };
     let (ctx, start) = (range.ctx, range.start);
     let load = |offset: usize, chunk: &mut [u8; CHUNK_LEN], n: usize| {

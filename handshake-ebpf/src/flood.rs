@@ -9,7 +9,10 @@
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, macros::map, maps::PerCpuArray};
 use handshake_common::counters::Counter;
 
-use crate::maps;
+use crate::{
+    calls::{self, Call},
+    maps,
+};
 
 /// Where this CPU's windows stand.
 #[repr(C)]
@@ -44,6 +47,8 @@ pub fn on() -> bool {
         return true;
     };
     let window = unsafe { &mut *window };
+    calls::count(Call::PerCpuLookup, 2);
+    calls::count(Call::Helper, 1);
     let index = unsafe { bpf_ktime_get_ns() } >> WINDOW_SHIFT;
     if window.index != index {
         // The first ACK ever asked counts every SYN-ACK since attach as the previous

@@ -17,7 +17,10 @@ use network_types::{
     tcp::TcpHdr,
 };
 
-use crate::headers::{Family, Segment, ptr_at};
+use crate::{
+    calls::{self, Call},
+    headers::{Family, Segment, ptr_at},
+};
 
 /// The socket the kernel would deliver this segment to.
 pub enum Socket {
@@ -69,6 +72,7 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
         }
     };
     // BPF_F_CURRENT_NETNS: the namespace of the device the packet arrived on.
+    calls::count(Call::Helper, 1);
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.ctx as *mut c_void,
@@ -100,5 +104,6 @@ fn words(address: &[u8; 16]) -> [u32; 4] {
 /// Every socket the lookup returned holds a reference the verifier makes us give back.
 #[inline(always)]
 pub fn release(sk: *mut bpf_sock) {
+    calls::count(Call::Helper, 1);
     unsafe { bpf_sk_release(sk as *mut c_void) };
 }

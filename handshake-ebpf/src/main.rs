@@ -8,12 +8,15 @@
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
 //! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
 //! - `listener.rs` finds the socket a segment belongs to;
-//! - `maps.rs`     holds the configuration, the protected ports and the counters.
+//! - `maps.rs`     holds the configuration, the protected ports and the counters;
+//! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod ack;
+#[cfg(target_arch = "bpf")]
+mod calls;
 #[cfg(target_arch = "bpf")]
 mod checksum;
 #[cfg(target_arch = "bpf")]
@@ -39,6 +42,7 @@ mod program {
 
     use crate::{
         ack,
+        calls::{self, Call},
         headers::{self, Link, Parsed, Segment, VLAN_TAG_LEN},
         maps, syn,
     };
@@ -60,6 +64,7 @@ mod program {
     /// the checksum callback's passed the verifier's 512-byte limit.
     #[inline(never)]
     fn handle<const L2: usize>(ctx: &XdpContext) -> u32 {
+        calls::count(Call::Subprogram, 1);
         let segment = match headers::parse::<L2>(ctx) {
             Parsed::Tcp(segment) => segment,
             Parsed::NotTcp => return count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),

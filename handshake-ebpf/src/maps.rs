@@ -1,6 +1,7 @@
 //! The maps the loader shares with the program. Names are the contract with
 //! handshake-user's `loader.rs`.
 
+use crate::calls::{self, Call};
 use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray},
@@ -48,12 +49,14 @@ pub fn protected_slot(port: u16) -> Option<u16> {
 /// This CPU's count of `counter`.
 #[inline(always)]
 pub fn this_cpu(counter: Counter) -> Option<u64> {
+    // Counted by its caller, `flood::on`.
     COUNTERS.get(counter as u32).copied()
 }
 
 /// Counts the verdict, and for a protected port also in that port's slot.
 #[inline(always)]
 pub fn count(counter: Counter, slot: Option<u16>) {
+    calls::count(Call::PerCpuLookup, if slot.is_some() { 2 } else { 1 });
     if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
         unsafe { *value += 1 };
     }

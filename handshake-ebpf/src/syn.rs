@@ -17,6 +17,7 @@ use network_types::{
 };
 
 use crate::{
+    calls::{self, Call},
     checksum::{self, Verdict},
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
@@ -163,6 +164,7 @@ fn generate_with<const L2: usize, const TH_LEN: usize>(
 ) -> Result<Cookie, i64> {
     let th = ptr_at::<[u8; TH_LEN]>(ctx, segment.tcp_offset).ok_or(EINVAL)?;
     let (iph, iph_len) = ip_header::<L2>(ctx, segment.family).ok_or(EINVAL)?;
+    calls::count(Call::Helper, 1);
     let result = unsafe {
         bpf_tcp_gen_syncookie(
             sk as *mut c_void,

@@ -27,6 +27,7 @@ use network_types::{
 };
 
 use crate::{
+    calls::{self, Call},
     headers::{Family, Segment, ptr_at},
     syn::Cookie,
 };
@@ -69,6 +70,7 @@ pub fn rewrite<const L2: usize>(
     // The clock is read only when TSval goes out.
     if layout != Layout::MssOnly {
         let ecn = ecn_requested::<L2>(ctx, segment).ok_or(NoRoom)?;
+        calls::count(Call::Helper, 1);
         let now_ms = unsafe { bpf_ktime_get_ns() } / 1_000_000;
         syn_ack::set_timestamps(&mut header, config, syn, ecn, now_ms);
     }
@@ -113,7 +115,11 @@ fn resize<const L2: usize, const IP_LEN: usize>(
 ) -> Result<(), NoRoom> {
     let frame_len = ctx.data_end() - ctx.data();
     let delta = (L2 + IP_LEN + header.header_len()) as i32 - frame_len as i32;
-    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+    if delta == 0 {
+        return Ok(());
+    }
+    calls::count(Call::Helper, 1);
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return Err(NoRoom);
     }
     Ok(())

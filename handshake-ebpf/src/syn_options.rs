@@ -18,7 +18,10 @@ use handshake_common::{
     tcp::{HEADER_LEN, MAX_OPTIONS_LEN, OPT_MSS},
 };
 
-use crate::headers::ptr_at;
+use crate::{
+    calls::{self, Call},
+    headers::ptr_at,
+};
 
 #[repr(C)]
 struct OptionsWalk {
@@ -54,6 +57,8 @@ pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynO
 
 #[inline(never)]
 fn walk(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOptions {
+    calls::count(Call::Subprogram, 1);
+    calls::count(Call::Helper, 1);
     let mut walk = OptionsWalk {
         ctx: ctx.ctx,
         start: (tcp_offset + HEADER_LEN) as u32,
@@ -74,9 +79,11 @@ fn walk(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynOption
 /// bpf_loop's callback: 0 goes on, 1 stops.
 #[inline(never)]
 extern "C" fn step(_index: u64, walk: *mut c_void) -> i64 {
+    calls::count(Call::Subprogram, 1);
     let walk = unsafe { &mut *(walk as *mut OptionsWalk) };
     let (ctx, start) = (walk.ctx, walk.start);
     let load = |offset: usize, out: &mut [u8]| unsafe {
+        calls::count(Call::Helper, 1);
         bpf_xdp_load_bytes(
             ctx,
             start + offset as u32,

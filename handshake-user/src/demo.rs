@@ -22,8 +22,7 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
     let lab = Lab::create("demo")?;
     // Cookies for every SYN, and timestamps without offsets so the SYN-ACKs can carry
     // window scaling and SACK.
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")?;
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")?;
+    lab.cookies_at_xdp()?;
     let _server = EchoServer::start(&lab.server, PORT)?;
     println!("echo service listening on port {PORT} in {}", lab.server);
 

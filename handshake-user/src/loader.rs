@@ -67,8 +67,13 @@ impl Handshake {
 
     /// Loads, and pins the program and its maps in `pin_dir` (which must exist).
     pub fn load_with_pins(pin_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_object(XDP_OBJECT, pin_dir)
+    }
+
+    /// Loads another build of the program: the benchmark's, which counts its calls.
+    pub fn load_object(object: &[u8], pin_dir: Option<&Path>) -> anyhow::Result<Self> {
         crate::privileges::require("loading and attaching XDP")?;
-        let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object failed")?;
+        let mut ebpf = Ebpf::load(object).context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
         if let Some(dir) = pin_dir {
@@ -83,6 +88,11 @@ impl Handshake {
             maps,
             attached: None,
         })
+    }
+
+    /// A map that only another build of the program has (the benchmark's `CALLS`).
+    pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
+        self.ebpf.take_map(name)
     }
 
     /// Starts forwarding the program's aya-log messages to the `log` crate.

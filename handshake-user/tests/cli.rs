@@ -37,11 +37,7 @@ fn xdp_attached(lab: &Lab) -> bool {
 fn run_protects_until_sigterm_then_detaches() {
     common::require_root();
     let lab = Lab::create("cli").unwrap();
-    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-        .unwrap();
-    // Real clients offer timestamps: with 1 their SYNs are the kernel's to answer.
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-        .unwrap();
+    lab.cookies_at_xdp().unwrap();
     let _server = EchoServer::start(&lab.server, PORT).unwrap();
     let _peer = run_in(&lab.client, || {
         handshake::loader::PassThrough::attach(CLIENT_IFACE)

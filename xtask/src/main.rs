@@ -49,6 +49,9 @@ enum Task {
         /// Two offered rates and short steps: under two minutes.
         #[arg(long)]
         quick: bool,
+        /// Only the XDP microbenchmarks (ns, ratio to the cookie helper, calls per path).
+        #[arg(long)]
+        micro: bool,
     },
     /// rustfmt and clippy (-D warnings) over the host crates and the XDP program.
     Lint,
@@ -81,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             let binary = setup::workspace_root().join("target/release/handshake");
             run(Command::new(binary).arg("demo"))
         }
-        Task::Bench { quick } => {
+        Task::Bench { quick, micro } => {
             require_root("the benchmark creates network namespaces and attaches XDP")?;
             setup::bench_packages()?;
             cargo(
@@ -93,6 +96,9 @@ fn main() -> anyhow::Result<()> {
             bench.arg("--out").arg(root.join("target/bench"));
             if quick {
                 bench.arg("--quick");
+            }
+            if micro {
+                bench.arg("--micro-only");
             }
             run(&mut bench)
         }

@@ -157,6 +157,14 @@ impl Lab {
         })?
     }
 
+    /// The server's sysctls for every SYN to be answered at XDP: cookies always
+    /// (`tcp_syncookies=2`), and timestamps without the secret offset (`tcp_timestamps=2`),
+    /// since real clients offer timestamps and with 1 their SYNs are the kernel's.
+    pub fn cookies_at_xdp(&self) -> anyhow::Result<()> {
+        self.sysctl(&self.server, "net.ipv4.tcp_syncookies", "2")?;
+        self.sysctl(&self.server, "net.ipv4.tcp_timestamps", "2")
+    }
+
     pub fn server_addr(v6: bool) -> IpAddr {
         if v6 {
             IpAddr::V6(SERVER_V6)

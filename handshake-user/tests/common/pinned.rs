@@ -49,11 +49,7 @@ impl Bed {
     pub fn new() -> Self {
         super::require_root();
         let lab = Lab::create("life").unwrap();
-        lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-            .unwrap();
-        // Real clients offer timestamps: with 1 their SYNs are the kernel's to answer.
-        lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")
-            .unwrap();
+        lab.cookies_at_xdp().unwrap();
         let servers = [8080, 8443]
             .map(|port| EchoServer::start(&lab.server, port).unwrap())
             .into();

@@ -34,22 +34,29 @@ pub fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
             frame[..6].copy_from_slice(&mac);
-            let sent = unsafe {
-                libc::sendto(
-                    socket,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&address as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(
-                sent,
-                frame.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
+            // A full transmit queue (ENOBUFS; a slow emulated VM gets there) is waited out,
+            // a bounded number of times, so that every frame is sent exactly once.
+            let mut retries = 0;
+            loop {
+                let sent = unsafe {
+                    libc::sendto(
+                        socket,
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        (&address as *const libc::sockaddr_ll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    )
+                };
+                let error = std::io::Error::last_os_error();
+                if sent < 0 && error.raw_os_error() == Some(libc::ENOBUFS) && retries < 1000 {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                assert_eq!(sent, frame.len() as isize, "sendto: {error}");
+                break;
+            }
         }
         unsafe { libc::close(socket) };
     })
