@@ -24,7 +24,10 @@ use handshake::{
     loader::{Handshake, PASS_PROGRAM},
 };
 use handshake_bench::flood::FLOOD_OBJECT;
-use handshake_common::config::{Config, FLAG_TIMESTAMPS};
+use handshake_common::{
+    config::{Config, FLAG_TIMESTAMPS},
+    counters::ALL,
+};
 
 use super::{
     frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment},
@@ -40,8 +43,9 @@ pub struct Timing {
     pub program: &'static str,
     pub median_ns: f64,
     /// Helper calls, per-CPU map lookups and BPF-to-BPF calls the path made, counted by
-    /// the `count-calls` build of the same program; `None` for the baselines.
-    pub calls: Option<[u64; 3]>,
+    /// the `count-calls` build of the same program, and the verdict counter it moved;
+    /// `None` for the baselines.
+    pub calls: Option<([u64; 3], &'static str)>,
 }
 
 /// The product's program built with its `count-calls` feature (see build.rs).
@@ -55,10 +59,10 @@ pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
         TcpStream::connect_timeout(&server, Duration::from_secs(3))
     })??;
     let established_port = established.local_addr()?.port();
-    // Timestamps mode needs tcp_timestamps=2; put the default back for the flood.
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "2")?;
+    // Cookies for every SYN (without tcp_syncookies=2 the helper declines and every path
+    // would time that refusal) and timestamps answered; each contender then sets its own.
+    lab.cookies_at_xdp()?;
     let result = run_in(&lab.server, move || measure(calls, established_port));
-    lab.sysctl(&lab.server, "net.ipv4.tcp_timestamps", "1")?;
     drop(established);
     result?
 }
@@ -131,8 +135,9 @@ impl Counting {
         Ok(Self { handshake, calls })
     }
 
-    /// The calls one run of `frame` makes: [helpers, per-CPU lookups, subprograms].
-    fn calls_of(&mut self, frame: &[u8]) -> anyhow::Result<[u64; 3]> {
+    /// The calls one run of `frame` makes ([helpers, per-CPU lookups, subprograms]) and
+    /// the verdict it is counted as.
+    fn calls_of(&mut self, frame: &[u8]) -> anyhow::Result<([u64; 3], &'static str)> {
         let sum = |calls: &PerCpuArray<MapData, u64>| -> anyhow::Result<[u64; 3]> {
             let mut sums = [0; 3];
             for (index, sum) in sums.iter_mut().enumerate() {
@@ -140,13 +145,18 @@ impl Counting {
             }
             Ok(sums)
         };
-        let before = sum(&self.calls)?;
+        let (before, counted) = (sum(&self.calls)?, self.handshake.counters()?);
         self.handshake.program()?.test_run(TestRunOptions {
             data_in: Some(frame),
             ..TestRunOptions::new()
         })?;
         let after = sum(&self.calls)?;
-        Ok(std::array::from_fn(|i| after[i] - before[i]))
+        let moved = self.handshake.counters()?.since(&counted);
+        let verdict = ALL
+            .iter()
+            .find(|(counter, _, _)| moved.get(*counter) > 0)
+            .map_or("none", |(_, name, _)| *name);
+        Ok((std::array::from_fn(|i| after[i] - before[i]), verdict))
     }
 }
 

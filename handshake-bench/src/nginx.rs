@@ -77,7 +77,7 @@ fn config_text(dir: &std::path::Path, server_cpu: usize) -> String {
         "daemon off;\nuser root;\nworker_processes 1;\nworker_cpu_affinity {affinity};\npid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\n\
 events {{ worker_connections 4096; }}\n\
 http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
-  server {{\n    listen {PORT};\n    location / {{ return 200 \"{}\"; }}\n  }}\n}}\n",
+  server {{\n    listen {PORT};\n    listen [::]:{PORT};\n    location / {{ return 200 \"{}\"; }}\n  }}\n}}\n",
         BODY.replace('\n', "\\n")
     )
 }

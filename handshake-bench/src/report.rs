@@ -62,36 +62,40 @@ pub fn micro_table(timings: &[Timing]) -> String {
             .map_or(f64::NAN, |timing| timing.median_ns)
     };
     let mut text = format!(
-        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}\n",
+        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}  {}\n",
         "path (BPF_PROG_TEST_RUN, repeat=1)",
         "ns",
         "over PASS",
         "/ floor",
         "helpers",
         "percpu",
-        "bpf2bpf"
+        "bpf2bpf",
+        "verdict"
     );
     for timing in timings {
         let ratio = if timing.path.starts_with("SYN -> SYN-ACK") {
-            format!("{:.2}x", timing.median_ns / floor(timing.path.contains("IPv6")))
+            format!(
+                "{:.2}x",
+                timing.median_ns / floor(timing.path.contains("IPv6"))
+            )
         } else {
             String::new()
         };
-        let [helpers, percpu, subprograms] = timing
-            .calls
-            .map_or([String::new(), String::new(), String::new()], |calls| {
-                calls.map(|n| n.to_string())
-            });
+        let ([helpers, percpu, subprograms], verdict) = match timing.calls {
+            Some((calls, verdict)) => (calls.map(|n| n.to_string()), verdict),
+            None => (Default::default(), ""),
+        };
         let _ = writeln!(
             text,
-            "{:<40} {:>6.0} {:>9.0} {:>8} {:>8} {:>8} {:>8}",
+            "{:<40} {:>6.0} {:>9.0} {:>8} {:>8} {:>8} {:>8}  {}",
             timing.path,
             timing.median_ns,
             timing.median_ns - pass,
             ratio,
             helpers,
             percpu,
-            subprograms
+            subprograms,
+            verdict
         );
     }
     text.push_str(

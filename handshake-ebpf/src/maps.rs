@@ -1,7 +1,6 @@
 //! The maps the loader shares with the program. Names are the contract with
 //! handshake-user's `loader.rs`.
 
-use crate::calls::{self, Call};
 use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray},
@@ -10,6 +9,8 @@ use handshake_common::{
     config::{CONFIG_KEY, Config, MAX_PORTS, PORTS_LEN},
     counters::{COUNTER_COUNT, Counter, PortCounters},
 };
+
+use crate::calls::{self, Call};
 
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
