@@ -4,7 +4,11 @@
 //! its `count-calls` feature, whose counts the microbenchmark prints per path.
 //! AYA_BUILD_SKIP=1 skips this step.
 
+#[path = "../handshake-user/build/bpf_linker.rs"]
+mod bpf_linker;
+
 fn main() -> anyhow::Result<()> {
+    bpf_linker::put_on_path();
     let bench = aya_build::Package {
         name: "handshake-bench-ebpf",
         root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf"),
