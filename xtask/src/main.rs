@@ -1,6 +1,7 @@
 //! `cargo xtask`: the developer's front door.
 //!
-//! - `setup`: what a fresh Debian machine needs to build and test (run by every other command);
+//! - `setup`: what a fresh Debian machine needs to build and test (run by every other command;
+//!   `--kernel 6.1` adds what the VM runs need);
 //! - `build`: the `handshake` binary with the XDP program embedded;
 //! - `test`:  every test, unit and privileged, as CI runs them; `--kernel 6.1` in a VM;
 //! - `demo`:  a namespace lab with handshake in front of a real service;
@@ -26,7 +27,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install nightly rust-src, bpf-linker (cached) and the Debian packages the tests use.
-    Setup,
+    Setup {
+        /// Also install what `test --kernel` needs for this kernel (qemu, busybox-static,
+        /// Debian's kernel package, virtme-ng in a venv under the cache).
+        #[arg(long, value_name = "VERSION")]
+        kernel: Option<vm::Kernel>,
+    },
     /// Build the `handshake` binary (release) with the XDP program embedded.
     Build,
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN golden packets, namespace
@@ -61,7 +67,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let tools = setup::run()?;
     match cli.command {
-        Task::Setup => Ok(()),
+        Task::Setup { kernel } => {
+            if let Some(kernel) = kernel {
+                setup::vm(kernel.debian_release())?;
+            }
+            Ok(())
+        }
         Task::Build => cargo(
             &tools,
             &["build", "--release", "--package", "handshake-user"],

@@ -38,7 +38,7 @@ impl Kernel {
     }
 
     /// The release in Debian's package and image names: linux-image-6.1.0-N-amd64.
-    fn debian_release(self) -> &'static str {
+    pub fn debian_release(self) -> &'static str {
         match self {
             Kernel::V6_1 => "6.1.0",
         }
