@@ -181,6 +181,8 @@ struct Entry {
     since: Option<SystemTime>,
     /// Why it is not protected, when it is not.
     problem: Option<String>,
+    /// What changed on the host since attach (`Pinned::changed_since_attach`).
+    changed: Vec<&'static str>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -195,6 +197,10 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             ports: pinned.map(Pinned::ports).unwrap_or_default(),
             since: pinned.and_then(|pinned| pinned.loaded_at),
             problem: inspected.problem().map(str::to_owned),
+            changed: pinned
+                .filter(|_| inspected.problem().is_none())
+                .map(Pinned::changed_since_attach)
+                .unwrap_or_default(),
             iface,
         };
         entries.push(entry);
@@ -209,6 +215,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             ports: Vec::new(),
             since: None,
             problem: None,
+            changed: Vec::new(),
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -253,6 +260,18 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
             ),
         };
         let _ = writeln!(text, "{line}");
+        if !entry.changed.is_empty() {
+            let _ = writeln!(
+                text,
+                "{iface}: STALE: changed since attach: {}; SYN-ACKs are still cut to the old values and may differ from the kernel's; run {} and {}",
+                entry.changed.join(", "),
+                root.command(&format!("detach --iface {iface}")),
+                root.command(&format!(
+                    "attach --iface {iface} --ports {}",
+                    ports::join(&entry.ports)
+                ))
+            );
+        }
     }
     if let Ok(kernel) = KernelTcp::read() {
         for line in kernel.describe() {
@@ -276,6 +295,7 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "xdp_mode": entry.mode,
                 "ports": entry.ports,
                 "attached_seconds_ago": entry.since.map(seconds_ago),
+                "changed_since_attach": entry.changed,
             })
         })
         .collect();

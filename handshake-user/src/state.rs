@@ -10,6 +10,7 @@ use aya::programs::{
     ProgramInfo,
     links::{FdLink, PinnedLink},
 };
+use handshake_common::config::{FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL};
 
 use crate::{
     interface,
@@ -17,6 +18,7 @@ use crate::{
     maps::Maps,
     pins::{self, PinRoot},
     ports,
+    settings::Settings,
 };
 
 /// An attachment's pins, opened.
@@ -126,6 +128,54 @@ impl Pinned {
         self.maps
             .config()
             .map_or("unknown", |config| Mode::from_config_byte(config.mode))
+    }
+
+    /// What the program's answers were cut to at attach and the host has changed since:
+    /// the sysctls, the interface's MAC and hop limit (`Settings::validate` reads them
+    /// afresh and the fields are compared one by one). Empty when nothing changed, or
+    /// when they cannot be read. The program cannot follow them itself, and an answer cut
+    /// to a host that has changed may differ from the kernel's (with `tcp_timestamps`
+    /// turned from 2 to 1 every answered connection stalls).
+    pub fn changed_since_attach(&self) -> Vec<&'static str> {
+        let Ok(attached) = self.maps.config() else {
+            return Vec::new();
+        };
+        let settings = Settings {
+            iface: self.iface.clone(),
+            ports: Vec::new(),
+            mode: Mode::Auto,
+            mss: None,
+            timestamps: false,
+        };
+        let Ok((now, _)) = settings.validate() else {
+            return Vec::new();
+        };
+        let timestamp_flags = FLAG_TIMESTAMPS | FLAG_TS_TO_KERNEL;
+        [
+            (
+                attached.flags & timestamp_flags != now.flags & timestamp_flags,
+                "net.ipv4.tcp_timestamps",
+            ),
+            (attached.sack() != now.sack(), "net.ipv4.tcp_sack"),
+            (
+                attached.window_scaling() != now.window_scaling(),
+                "net.ipv4.tcp_window_scaling",
+            ),
+            (attached.ecn() != now.ecn(), "net.ipv4.tcp_ecn"),
+            (
+                attached.wscale != now.wscale || attached.full_space != now.full_space,
+                "net.ipv4.tcp_rmem or net.core.rmem_max",
+            ),
+            (attached.ttl != now.ttl, "net.ipv4.ip_default_ttl"),
+            (
+                attached.hop_limit != now.hop_limit,
+                "the interface's IPv6 hop_limit",
+            ),
+            (attached.mac != now.mac, "the interface's MAC address"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, what)| changed.then_some(what))
+        .collect()
     }
 
     pub fn ports(&self) -> Vec<u16> {
