@@ -230,21 +230,6 @@ fn without_cookie_mode_the_kernel_answers_and_syns_are_counted_as_passed() {
     );
 }
 
-/// Pins the calling thread to CPU 0. XDP on a veth runs on the CPU that sent the frame
-/// into it, and the flood state is per CPU: the handshakes that make a flood and the ACKs
-/// that ask about it must meet on one CPU.
-fn pin_to_cpu_0() {
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::CPU_SET(0, &mut set) };
-    let result = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(
-        result,
-        0,
-        "sched_setaffinity: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 fn forged_acks() -> Vec<Vec<u8>> {
     packet::forged_acks(
         FORGED,
@@ -302,7 +287,7 @@ fn forged_acks_during_a_flood_are_dropped_at_xdp_and_draw_no_rst() {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                pin_to_cpu_0();
+                common::pin_to_cpu_0();
                 connect_both_families(lab, 16);
                 common::raw::send_frames(lab, frames);
             })

@@ -145,12 +145,7 @@ fn syns_for_another_host_pass_untouched() {
 fn stray_acks_pass_outside_a_flood_and_drop_during_one() {
     with_bed("2", false, |bed| {
         // The flood state is per CPU: keep every run on one.
-        let mut cpu_0: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::CPU_SET(0, &mut cpu_0) };
-        assert_eq!(
-            unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &cpu_0) },
-            0
-        );
+        common::pin_to_cpu_0();
         // No SYN-ACK sent yet: a stray ACK goes to the kernel, which RSTs it.
         bed.reconfigure(|config| config.flood_syn_acks = 1000);
         let stray = third_ack_v4(0x1234_5678);
