@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod flood;
+pub mod listener;
 pub mod martian;
 pub mod syn_ack;
 pub mod syn_options;

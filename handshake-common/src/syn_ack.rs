@@ -7,7 +7,7 @@
 //! - the same and NOP, WS (40 bytes): the layout of Linux's own SYN-ACK.
 
 use crate::{
-    config::Config,
+    listener::Namespace,
     syn_options::SynOptions,
     tcp::{ACK, ECE, HEADER_LEN, OPT_MSS, OPT_NOP, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE, SYN},
 };
@@ -47,27 +47,6 @@ pub fn cookie_tsval(now_ms: u64, client_wscale: Option<u8>, sack: bool, ecn: boo
         ts = ts.wrapping_sub(1 << TS_OPT_BITS);
     }
     ts as u32
-}
-
-/// The TCP timestamp option as it counts against the MSS (`TCPOLEN_TSTAMP_ALIGNED`).
-const TIMESTAMP_ALIGNED_LEN: u16 = 12;
-
-/// The window of the SYN-ACK, as `tcp_openreq_init_rwin` picks it for a listener with
-/// default buffers: `tcp_select_initial_window` rounds the listener's full receive space
-/// down to our MSS (less the timestamp option when it goes out), and `tcp_make_synack`
-/// caps it at 65535 (a SYN-ACK's window is never scaled, RFC 7323 2.2).
-pub fn window(full_space: u32, mss: u16, layout: Layout) -> u16 {
-    let mss = match layout {
-        Layout::MssOnly => mss,
-        _ => mss.saturating_sub(TIMESTAMP_ALIGNED_LEN),
-    };
-    let mss = u32::from(mss.max(1));
-    let space = if full_space > mss {
-        full_space - full_space % mss
-    } else {
-        full_space
-    };
-    space.min(u32::from(u16::MAX)) as u16
 }
 
 /// Which options the SYN-ACK carries; each layout has its own constant length, so the XDP
@@ -151,16 +130,17 @@ impl SynAck {
 /// The layout of the SYN-ACK, before anything else of it is known (so the XDP program
 /// reads the clock only when TS goes out).
 ///
-/// TS goes out only in timestamps mode and when the client offered TS (without it the
-/// kernel decodes no options from the ACK: `cookie_timestamp_decode`). WS follows the
-/// client's offer and the sysctl. The answer never grows the TCP header past the SYN's
-/// own (or 24 bytes for an option-less SYN): a SYN-ACK must not amplify.
+/// TS goes out only with `tcp_timestamps=2` and when the client offered TS (without it
+/// the kernel decodes no options from the ACK: `cookie_timestamp_decode`; with 1 the SYN
+/// is the kernel's, with 0 the kernel ignores the offer). WS follows the client's offer
+/// and the sysctl. The answer never grows the TCP header past the SYN's own (or 24 bytes
+/// for an option-less SYN): a SYN-ACK must not amplify.
 #[inline(always)]
-pub fn layout(config: &Config, syn: &SynOptions, syn_header_len: usize) -> Layout {
-    if !config.timestamps() || !syn.saw_tstamp {
+pub fn layout(net: &Namespace, syn: &SynOptions, syn_header_len: usize) -> Layout {
+    if net.timestamps != 2 || !syn.saw_tstamp {
         return Layout::MssOnly;
     }
-    let layout = if config.window_scaling() && syn.wscale_ok {
+    let layout = if net.window_scaling && syn.wscale_ok {
         Layout::TimestampsWscale
     } else {
         Layout::Timestamps
@@ -174,32 +154,33 @@ pub fn layout(config: &Config, syn: &SynOptions, syn_header_len: usize) -> Layou
 /// Fills the option fields of `header` for `layout`: SACK when the client offered it
 /// and the sysctl allows it, ECN when the client asked for it (`ecn_requested`) and the
 /// sysctl allows it, TSval encoding them, TSecr echoing the client's TSval. Without
-/// timestamps a cookie can carry neither (`tcp_conn_request` clears `ecn_ok`).
+/// timestamps a cookie can carry neither (`tcp_conn_request` clears `ecn_ok`). `wscale`
+/// is ours, as `listener::initial_window` chose it.
 #[inline(always)]
 pub fn set_timestamps(
     header: &mut SynAck,
-    config: &Config,
+    net: &Namespace,
     syn: &SynOptions,
     ecn_requested: bool,
     now_ms: u64,
+    wscale: u8,
 ) {
     if header.layout == Layout::MssOnly {
         return;
     }
-    let sack_ok = config.sack() && syn.sack_ok;
+    let sack_ok = net.sack && syn.sack_ok;
     let wscale_ok = header.layout == Layout::TimestampsWscale;
-    let ecn_ok = config.ecn() && ecn_requested;
+    let ecn_ok = net.ecn != 0 && ecn_requested;
     header.sack_ok = sack_ok;
     header.ece = ecn_ok;
     header.tsval = cookie_tsval(now_ms, wscale_ok.then_some(syn.snd_wscale), sack_ok, ecn_ok);
     header.tsecr = syn.rcv_tsval;
-    header.wscale = if wscale_ok { config.wscale } else { 0 };
+    header.wscale = if wscale_ok { wscale } else { 0 };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE};
 
     #[test]
     fn tsval_hides_options_in_low_bits() {
@@ -224,17 +205,6 @@ mod tests {
     fn tsval_is_the_low_32_bits_of_the_64_bit_clock() {
         let now = (5u64 << 32) + 100;
         assert_eq!(cookie_tsval(now, Some(0), false, false), 64);
-    }
-
-    #[test]
-    fn window_is_the_full_space_in_whole_segments() {
-        // A listener with tcp_rmem[1] = 131072 has 65536 bytes of full space.
-        assert_eq!(window(65536, 1460, Layout::MssOnly), 64240);
-        assert_eq!(window(65536, 1460, Layout::TimestampsWscale), 65160);
-        assert_eq!(window(65536, 1440, Layout::MssOnly), 64800);
-        // More space than a 16-bit window holds.
-        assert_eq!(window(1 << 20, 1460, Layout::MssOnly), 65535);
-        assert_eq!(window(1000, 1460, Layout::MssOnly), 1000);
     }
 
     fn syn_ack(layout: Layout) -> SynAck {
@@ -307,18 +277,16 @@ mod tests {
         );
     }
 
-    const ALL_FLAGS: Config = Config {
-        mss_ipv4: 1460,
-        mss_ipv6: 1440,
-        wscale: 10,
-        flags: FLAG_TIMESTAMPS | FLAG_SACK | FLAG_WSCALE,
-        mode: 0,
-        _pad: 0,
-        mac: [0; 6],
-        ttl: 64,
-        hop_limit: 64,
-        flood_syn_acks: 0,
-        full_space: 65536,
+    const ALL_FLAGS: Namespace = Namespace {
+        timestamps: 2,
+        sack: true,
+        window_scaling: true,
+        ecn: 0,
+        default_ttl: 64,
+        tcp_rmem_max: 6_291_456,
+        reflect_tos: false,
+        adv_win_scale: 1,
+        workaround_signed_windows: false,
     };
     const LINUX_SYN: SynOptions = SynOptions {
         mss: 1460,
@@ -331,9 +299,9 @@ mod tests {
     };
 
     /// The options part of the answer for `syn`, as the XDP program computes it.
-    fn answer(config: &Config, syn: &SynOptions, syn_len: usize, now_ms: u64) -> SynAck {
-        let mut header = syn_ack(layout(config, syn, syn_len));
-        set_timestamps(&mut header, config, syn, false, now_ms);
+    fn answer(net: &Namespace, syn: &SynOptions, syn_len: usize, now_ms: u64) -> SynAck {
+        let mut header = syn_ack(layout(net, syn, syn_len));
+        set_timestamps(&mut header, net, syn, false, now_ms, 10);
         header
     }
 
@@ -345,8 +313,8 @@ mod tests {
             (Layout::TimestampsWscale, 0xf4240 | 0x17, 77, true, 10)
         );
 
-        let off = Config {
-            flags: 0,
+        let off = Namespace {
+            timestamps: 0,
             ..ALL_FLAGS
         };
         assert_eq!(
@@ -363,8 +331,8 @@ mod tests {
             syn_ack(Layout::MssOnly)
         );
 
-        let no_sack_sysctl = Config {
-            flags: FLAG_TIMESTAMPS | FLAG_WSCALE,
+        let no_sack_sysctl = Namespace {
+            sack: false,
             ..ALL_FLAGS
         };
         let ts = answer(&no_sack_sysctl, &LINUX_SYN, 40, 1_000_063);

@@ -4,7 +4,7 @@
 
 use handshake_common::{
     checksum,
-    config::{Config, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE},
+    listener::{self, Listener, Namespace},
     martian,
     syn_ack::{self, Layout, MAX_LEN, MSS_ONLY_LEN, SynAck, TIMESTAMPS_LEN},
     syn_options::{self, SynOptions},
@@ -179,12 +179,19 @@ fn cookie_tsval_hides_the_options_and_never_runs_ahead() {
 fn syn_acks_never_outgrow_the_syn() {
     let mut random = Random(0x9a9a);
     for _ in 0..ROUNDS / 4 {
-        let config = Config {
-            mss_ipv4: 1460,
-            mss_ipv6: 1440,
-            wscale: random.below(15) as u8,
-            flags: (random.next() as u8) & (FLAG_TIMESTAMPS | FLAG_SACK | FLAG_WSCALE),
-            ..Config::default()
+        let net = Namespace {
+            timestamps: random.below(3) as u8,
+            sack: random.below(2) == 0,
+            window_scaling: random.below(2) == 0,
+            tcp_rmem_max: random.next() as u32,
+            adv_win_scale: 1,
+            ..Namespace::default()
+        };
+        let listener = Listener {
+            rcvbuf: random.next() as u32,
+            rcvbuf_locked: random.below(2) == 0,
+            window_clamp: random.next() as u32 >> random.below(32),
+            ..Listener::default()
         };
         let header_len = 20 + 4 * random.below(11);
         let options = syn_options::parse(&random.option_bytes(header_len - 20));
@@ -195,21 +202,33 @@ fn syn_acks_never_outgrow_the_syn() {
             client_seq: random.next() as u32,
             window: 0,
             mss: 1460,
-            layout: syn_ack::layout(&config, &options, header_len),
+            layout: syn_ack::layout(&net, &options, header_len),
             sack_ok: false,
             tsval: 0,
             tsecr: 0,
             wscale: 0,
             ece: false,
         };
+        let wscale_ok = header.layout == Layout::TimestampsWscale;
+        let timestamps = header.layout != Layout::MssOnly;
+        let (window, wscale) = listener::initial_window(
+            &listener,
+            &net,
+            random.next() as u32,
+            1460,
+            timestamps,
+            wscale_ok,
+        );
+        assert!(wscale <= 14);
+        header.window = window;
         syn_ack::set_timestamps(
             &mut header,
-            &config,
+            &net,
             &options,
             random.below(2) == 0,
             random.next(),
+            wscale,
         );
-        header.window = syn_ack::window(random.next() as u32, 1460, header.layout);
         // An option-less SYN may grow by the 4 bytes of MSS; nothing else grows.
         assert!(header.header_len() <= header_len.max(24));
         let mut out = [0u8; MAX_LEN];

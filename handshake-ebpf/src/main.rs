@@ -8,6 +8,7 @@
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
 //! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
 //! - `listener.rs` finds the socket a segment belongs to;
+//! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
 //! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -25,6 +26,8 @@ mod flood;
 mod headers;
 #[cfg(target_arch = "bpf")]
 mod listener;
+#[cfg(target_arch = "bpf")]
+mod listener_settings;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]

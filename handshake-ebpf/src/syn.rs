@@ -9,7 +9,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use handshake_common::{config::Config, counters::Counter, martian};
+use handshake_common::{
+    config::Config, counters::Counter, listener as kernel, martian, syn_options::SynOptions,
+};
 use network_types::{
     eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -21,6 +23,7 @@ use crate::{
     checksum::{self, Verdict},
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
+    listener_settings::{self, Settings},
     maps, syn_ack, syn_options,
 };
 
@@ -35,6 +38,7 @@ pub struct Cookie {
     pub cookie: u32,
 }
 
+#[inline(always)]
 pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
     let Some(config) = maps::config() else {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
@@ -67,9 +71,15 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
         return (xdp_action::XDP_PASS, counter);
     }
     let options = syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len);
-    // With tcp_timestamps=1 the kernel's TSval holds a secret offset: its SYN-ACK to a
-    // SYN that offers TS is one we cannot write.
-    if options.kernel_only || (options.saw_tstamp && config.timestamps_to_kernel()) {
+    if options.kernel_only {
+        listener::release(sk);
+        return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
+    }
+    let Some(settings) = listener_settings::read(sk, segment.family) else {
+        listener::release(sk);
+        return (xdp_action::XDP_PASS, Counter::SynPassedError);
+    };
+    if !reproducible(segment, &options, &settings) {
         listener::release(sk);
         return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
     }
@@ -83,10 +93,23 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
             return (xdp_action::XDP_PASS, Counter::SynPassedError);
         }
     };
-    if syn_ack::rewrite::<L2>(ctx, segment, config, &options, &cookie).is_err() {
+    if syn_ack::rewrite::<L2>(ctx, segment, config, &settings, &options, &cookie).is_err() {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
     }
     (xdp_action::XDP_TX, Counter::SynAckSent)
+}
+
+/// Whether the kernel's SYN-ACK to this SYN is one handshake can write. Not with
+/// `tcp_timestamps=1` when the SYN offers TS: the kernel's TSval then holds a secret
+/// offset (`secure_tcp_ts_off`). Not over IPv4 from a listener whose IP_MTU_DISCOVER
+/// leaves DF off (or `ip_no_pmtu_disc` made it so): the kernel's SYN-ACK then has a random
+/// IP ID (`ip_build_and_send_pkt`).
+#[inline(always)]
+fn reproducible(segment: &Segment, options: &SynOptions, settings: &Settings) -> bool {
+    if options.saw_tstamp && settings.net.timestamps == 1 {
+        return false;
+    }
+    segment.family == Family::Ipv6 || kernel::dont_fragment(&settings.listener)
 }
 
 /// Whether the frame is addressed to this interface's own MAC. On a promiscuous port (a

@@ -10,12 +10,13 @@
 //! neither.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_ktime_get_ns, bpf_xdp_adjust_tail},
+    helpers::generated::{bpf_check_mtu, bpf_ktime_get_ns, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
 use handshake_common::{
     checksum,
     config::Config,
+    listener as kernel,
     syn_ack::{self, Layout, MSS_ONLY_LEN, SynAck, TIMESTAMPS_LEN, TIMESTAMPS_WSCALE_LEN},
     syn_options::SynOptions,
     tcp::{CWR, ECE, IPPROTO_TCP},
@@ -29,6 +30,7 @@ use network_types::{
 use crate::{
     calls::{self, Call},
     headers::{Family, Segment, ptr_at},
+    listener_settings::Settings,
     syn::Cookie,
 };
 
@@ -44,21 +46,40 @@ pub fn rewrite<const L2: usize>(
     ctx: &XdpContext,
     segment: &Segment,
     config: &Config,
+    settings: &Settings,
     syn: &SynOptions,
     cookie: &Cookie,
 ) -> Result<(), NoRoom> {
+    let (listener, net) = (&settings.listener, &settings.net);
     let th = unsafe { &*ptr_at::<TcpHdr>(ctx, segment.tcp_offset).ok_or(NoRoom)? };
-    let mss = match segment.family {
-        Family::Ipv4 => config.mss_ipv4,
-        Family::Ipv6 => config.mss_ipv6,
+    let route_mss = if config.mss_from_mtu != 0 {
+        let mtu = device_mtu(ctx).ok_or(NoRoom)?;
+        match segment.family {
+            Family::Ipv4 => kernel::advmss_ipv4(mtu),
+            Family::Ipv6 => kernel::advmss_ipv6(mtu),
+        }
+    } else {
+        match segment.family {
+            Family::Ipv4 => config.mss_ipv4,
+            Family::Ipv6 => config.mss_ipv6,
+        }
     };
-    let layout = syn_ack::layout(config, syn, segment.tcp_header_len);
+    let mss = kernel::mss(listener, route_mss);
+    let layout = syn_ack::layout(net, syn, segment.tcp_header_len);
+    let (window, wscale) = kernel::initial_window(
+        listener,
+        net,
+        config.rmem_max,
+        mss,
+        layout != Layout::MssOnly,
+        layout == Layout::TimestampsWscale,
+    );
     let mut header = SynAck {
         source_port: u16::from_be_bytes(th.dest),
         dest_port: u16::from_be_bytes(th.source),
         cookie: cookie.cookie,
         client_seq: u32::from_be_bytes(th.seq),
-        window: syn_ack::window(config.full_space, mss, layout),
+        window,
         mss,
         layout,
         sack_ok: false,
@@ -72,21 +93,51 @@ pub fn rewrite<const L2: usize>(
         let ecn = ecn_requested::<L2>(ctx, segment).ok_or(NoRoom)?;
         calls::count(Call::Helper, 1);
         let now_ms = unsafe { bpf_ktime_get_ns() } / 1_000_000;
-        syn_ack::set_timestamps(&mut header, config, syn, ecn, now_ms);
+        syn_ack::set_timestamps(&mut header, net, syn, ecn, now_ms, wscale);
     }
+    // The SYN's own first IP header word: its TOS or traffic class (for
+    // `tcp_reflect_tos`) and IPv6 flow label.
+    let first = unsafe { *ptr_at::<[u8; 4]>(ctx, L2).ok_or(NoRoom)? };
     match segment.family {
         Family::Ipv4 => {
+            let tos = kernel::tos(listener.tos, net, first[1]);
             resize::<L2, { Ipv4Hdr::LEN }>(ctx, &header)?;
-            write_ipv4::<L2>(ctx, header.header_len(), config.ttl)?;
+            write_ipv4::<L2>(ctx, header.header_len(), tos, kernel::ttl(listener, net))?;
             write_tcp::<L2, { Ipv4Hdr::LEN }, 4>(ctx, &header, IPV4_ADDRS)
         }
         Family::Ipv6 => {
+            let syn_tclass = (first[0] << 4) | (first[1] >> 4);
+            let tclass = kernel::tos(listener.tclass, net, syn_tclass);
+            // `tcp_v6_send_synack` echoes the SYN's label for a listener that reflects
+            // them; otherwise the kernel's label is a hash with a secret (README).
+            let label = if listener.reflect_flow_label {
+                [first[1] & 0x0f, first[2], first[3]]
+            } else {
+                [0; 3]
+            };
+            let first = [
+                0x60 | (tclass >> 4),
+                (tclass << 4) | label[0],
+                label[1],
+                label[2],
+            ];
+            let hop_limit = kernel::hop_limit(listener, config.hop_limit);
             resize::<L2, { Ipv6Hdr::LEN }>(ctx, &header)?;
-            write_ipv6::<L2>(ctx, header.header_len(), config.hop_limit)?;
+            write_ipv6::<L2>(ctx, header.header_len(), first, hop_limit)?;
             write_tcp::<L2, { Ipv6Hdr::LEN }, 16>(ctx, &header, IPV6_ADDRS)
         }
     }?;
     swap_macs(ctx)
+}
+
+/// The MTU of the interface the SYN came in on, now (`bpf_check_mtu` sets it whatever it
+/// answers): an MTU changed while attached changes the MSS as it does the kernel's.
+#[inline(always)]
+fn device_mtu(ctx: &XdpContext) -> Option<u32> {
+    let mut mtu: u32 = 0;
+    calls::count(Call::Helper, 1);
+    let result = unsafe { bpf_check_mtu(ctx.ctx as *mut _, 0, &mut mtu, 0, 0) };
+    (result >= 0 && mtu != 0).then_some(mtu)
 }
 
 /// Whether the SYN asks for ECN the way `tcp_ecn_create_request` accepts: ECE and CWR
@@ -138,14 +189,19 @@ fn swap_macs(ctx: &XdpContext) -> Result<(), NoRoom> {
 /// SYN-ACKs (RFC 6864 4.1: the ID of an atomic datagram has no meaning), addresses
 /// swapped, a fresh checksum.
 #[inline(always)]
-fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize, ttl: u8) -> Result<(), NoRoom> {
+fn write_ipv4<const L2: usize>(
+    ctx: &XdpContext,
+    tcp_len: usize,
+    tos: u8,
+    ttl: u8,
+) -> Result<(), NoRoom> {
     let ip = unsafe { &mut *ptr_at::<[u8; Ipv4Hdr::LEN]>(ctx, L2).ok_or(NoRoom)? };
     let client = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     let server = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
     ip[12..16].copy_from_slice(&server.to_ne_bytes());
     ip[16..20].copy_from_slice(&client.to_ne_bytes());
     ip[0] = 0x45;
-    ip[1] = 0;
+    ip[1] = tos;
     ip[2..4].copy_from_slice(&((Ipv4Hdr::LEN + tcp_len) as u16).to_be_bytes());
     ip[4..6].copy_from_slice(&[0, 0]);
     ip[6..8].copy_from_slice(&DONT_FRAGMENT.to_be_bytes());
@@ -157,19 +213,19 @@ fn write_ipv4<const L2: usize>(ctx: &XdpContext, tcp_len: usize, ttl: u8) -> Res
     Ok(())
 }
 
-/// The IPv6 header rewritten in place: traffic class and flow label 0 (README names the
-/// flow label as a difference: the kernel's automatic label hashes the flow with a secret),
-/// addresses swapped.
+/// The IPv6 header rewritten in place: `first` holds version, traffic class and flow
+/// label; addresses swapped.
 #[inline(always)]
 fn write_ipv6<const L2: usize>(
     ctx: &XdpContext,
     tcp_len: usize,
+    first_word: [u8; 4],
     hop_limit: u8,
 ) -> Result<(), NoRoom> {
     // As eight-byte words: the first holds version to hop limit, then two per address.
     let ip = unsafe { &mut *ptr_at::<[u64; Ipv6Hdr::LEN / 8]>(ctx, L2).ok_or(NoRoom)? };
     let mut first = [0u8; 8];
-    first[0] = 0x60;
+    first[0..4].copy_from_slice(&first_word);
     first[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
     first[6] = IPPROTO_TCP;
     first[7] = hop_limit;

@@ -6,10 +6,7 @@ use std::{fs, io, os::fd::AsRawFd as _, thread};
 
 use anyhow::{Context as _, bail};
 use handshake_common::{
-    config::{
-        Config, DEFAULT_FLOOD_SYN_ACKS, FLAG_ECN, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL,
-        FLAG_WSCALE,
-    },
+    config::{Config, DEFAULT_FLOOD_SYN_ACKS},
     tcp::MAX_WSCALE,
 };
 
@@ -118,10 +115,11 @@ impl KernelTcp {
         })
     }
 
-    /// The configuration the XDP program gets. Timestamps follow the sysctl: with 2 a
-    /// SYN that offers TS is answered with TS (as the kernel answers it), with 1 it goes to
-    /// the kernel, with 0 the kernel ignores TS and so do we. `--timestamps` asks for
-    /// answers with TS, so it is refused unless the sysctl allows them.
+    /// The configuration the XDP program gets. The TCP sysctls it reads itself, per SYN,
+    /// from the listener's namespace (so a change while attached is followed); what it
+    /// cannot read (`net.core.rmem_max`, the interface's hop limit) is written here.
+    /// `--timestamps` asks for answers with TS, so it is refused unless the sysctl allows
+    /// them.
     pub fn config(&self, mss_ipv4: u16, mss_ipv6: u16, timestamps: bool) -> anyhow::Result<Config> {
         if timestamps && self.timestamps != 2 {
             bail!(
@@ -129,29 +127,12 @@ impl KernelTcp {
                 self.timestamps
             );
         }
-        let mut flags = match self.timestamps {
-            0 => 0,
-            2 => FLAG_TIMESTAMPS,
-            _ => FLAG_TS_TO_KERNEL,
-        };
-        if self.sack {
-            flags |= FLAG_SACK;
-        }
-        if self.window_scaling {
-            flags |= FLAG_WSCALE;
-        }
-        if self.ecn {
-            flags |= FLAG_ECN;
-        }
         Ok(Config {
             mss_ipv4,
             mss_ipv6,
-            wscale: self.wscale,
-            flags,
-            ttl: self.ttl,
             hop_limit: DEFAULT_HOP_LIMIT,
             flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
-            full_space: self.full_space,
+            rmem_max: self.rmem_max.value(),
             ..Config::default()
         })
     }
@@ -245,8 +226,6 @@ mod tests {
             error.starts_with("--timestamps needs net.ipv4.tcp_timestamps=2 (it is 1)"),
             "{error}"
         );
-        let config = kernel.config(1460, 1440, false).unwrap();
-        assert_eq!(config.flags, FLAG_TS_TO_KERNEL | FLAG_SACK | FLAG_WSCALE);
         let config = KernelTcp {
             timestamps: 2,
             ..kernel
@@ -258,12 +237,9 @@ mod tests {
             Config {
                 mss_ipv4: 1460,
                 mss_ipv6: 1440,
-                wscale: 10,
-                flags: 7,
-                ttl: 64,
                 hop_limit: 64,
                 flood_syn_acks: DEFAULT_FLOOD_SYN_ACKS,
-                full_space: 65536,
+                rmem_max: DEFAULT_RMEM_MAX,
                 ..Config::default()
             }
         );

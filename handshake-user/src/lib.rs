@@ -2,10 +2,12 @@
 //! the kernel's sysctls, attaches it, and reads its counters.
 
 pub mod attach;
+pub mod btf;
 pub mod config_file;
 pub mod counters;
 pub mod demo;
 pub mod interface;
+pub mod kernel_layout;
 pub mod kernel_tcp;
 pub mod lab;
 pub mod loader;

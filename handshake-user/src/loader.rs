@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     programs::{ProgramError, Xdp, XdpMode, links::FdLink, xdp::XdpLinkId},
 };
 use handshake_common::config::{Config, MODE_GENERIC, MODE_NATIVE};
@@ -73,7 +73,11 @@ impl Handshake {
     /// Loads another build of the program: the benchmark's, which counts its calls.
     pub fn load_object(object: &[u8], pin_dir: Option<&Path>) -> anyhow::Result<Self> {
         crate::privileges::require("loading and attaching XDP")?;
-        let mut ebpf = Ebpf::load(object).context("loading the embedded XDP object failed")?;
+        let layout = crate::kernel_layout::read()?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(crate::kernel_layout::GLOBAL, &layout, true)
+            .load(object)
+            .context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
         if let Some(dir) = pin_dir {

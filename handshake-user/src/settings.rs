@@ -30,6 +30,7 @@ impl Settings {
         let config = Config {
             mac,
             hop_limit: kernel_tcp::ipv6_hop_limit(&self.iface)?,
+            mss_from_mtu: u8::from(self.mss.is_none()),
             ..kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?
         };
         Ok((config, kernel))

@@ -10,7 +10,6 @@ use aya::programs::{
     ProgramInfo,
     links::{FdLink, PinnedLink},
 };
-use handshake_common::config::{FLAG_TIMESTAMPS, FLAG_TS_TO_KERNEL};
 
 use crate::{
     interface,
@@ -150,23 +149,10 @@ impl Pinned {
         let Ok((now, _)) = settings.validate() else {
             return Vec::new();
         };
-        let timestamp_flags = FLAG_TIMESTAMPS | FLAG_TS_TO_KERNEL;
+        // The namespace's TCP sysctls and the listeners' settings are read by the program
+        // per SYN; these are what it was given at attach.
         [
-            (
-                attached.flags & timestamp_flags != now.flags & timestamp_flags,
-                "net.ipv4.tcp_timestamps",
-            ),
-            (attached.sack() != now.sack(), "net.ipv4.tcp_sack"),
-            (
-                attached.window_scaling() != now.window_scaling(),
-                "net.ipv4.tcp_window_scaling",
-            ),
-            (attached.ecn() != now.ecn(), "net.ipv4.tcp_ecn"),
-            (
-                attached.wscale != now.wscale || attached.full_space != now.full_space,
-                "net.ipv4.tcp_rmem or net.core.rmem_max",
-            ),
-            (attached.ttl != now.ttl, "net.ipv4.ip_default_ttl"),
+            (attached.rmem_max != now.rmem_max, "net.core.rmem_max"),
             (
                 attached.hop_limit != now.hop_limit,
                 "the interface's IPv6 hop_limit",

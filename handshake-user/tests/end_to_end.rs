@@ -159,7 +159,7 @@ fn timestamps_mode_negotiates_timestamps_sack_and_window_scaling() {
             n,
             &Negotiated {
                 options: all,
-                snd_wscale: bed.config.wscale
+                snd_wscale: bed.wscale
             }
         );
     }

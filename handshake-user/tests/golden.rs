@@ -13,7 +13,7 @@ use common::{
     packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp},
 };
 use handshake::lab::SERVER_V4;
-use handshake_common::{config::FLAG_TS_TO_KERNEL, counters::Counter};
+use handshake_common::counters::Counter;
 
 #[test]
 fn ipv4_syn_without_options_gets_mss_syn_ack_and_its_cookie_validates() {
@@ -50,8 +50,9 @@ fn linux_syn_gets_mss_only_with_tcp_timestamps_0_and_goes_to_the_kernel_with_1()
         assert_eq!(outcome.output, syn_ack_v4(cookie, 64240, &MSS_1460));
         assert_eq!(outcome.output.len(), syn.len() - 16);
         assert_eq!(bed.run(&third_ack_v4(cookie)).verdict, XDP_PASS);
-        // tcp_timestamps=1: the kernel's TSval would hold its secret offset.
-        bed.reconfigure(|config| config.flags |= FLAG_TS_TO_KERNEL);
+        // tcp_timestamps=1, set while loaded: the kernel's TSval would hold its secret
+        // offset.
+        bed.sysctl("net.ipv4.tcp_timestamps", "1");
         assert_passed_untouched(bed, &syn, Counter::SynPassedKernelOnly);
         // A SYN without timestamps is still answered.
         assert_eq!(bed.run(&syn_v4(&MSS_1460)).verdict, XDP_TX);

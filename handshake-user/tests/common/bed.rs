@@ -50,6 +50,14 @@ impl Bed {
         self.handshake.set_config(&self.config).unwrap();
     }
 
+    /// Sets a sysctl of the bed's namespace (the thread runs in it: /proc/sys/net shows
+    /// the reading thread's namespace). The program reads the namespace's TCP sysctls per
+    /// SYN, so the next run sees it.
+    pub fn sysctl(&self, name: &str, value: &str) {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        std::fs::write(&path, value).unwrap_or_else(|error| panic!("writing {path}: {error}"));
+    }
+
     pub fn run(&mut self, input: &[u8]) -> Outcome {
         let before = self.handshake.counters().unwrap();
         let mut output = vec![0u8; input.len() + 64];

@@ -3,6 +3,7 @@
 //! that XDP_TX frames arrive).
 
 use handshake::{
+    kernel_tcp::KernelTcp,
     lab::{CLIENT_IFACE, Lab, echo::EchoServer, run_in},
     loader::{Handshake, PassThrough},
 };
@@ -13,8 +14,10 @@ pub const PORT: u16 = 8080;
 pub struct Protected {
     pub lab: Lab,
     pub handshake: Handshake,
-    /// What the loader configured; `wscale` is the window scale the server's kernel uses.
+    /// What the loader configured.
     pub config: Config,
+    /// The window scale the server's kernel gives a listener with default buffers.
+    pub wscale: u8,
     _peer: PassThrough,
     _server: EchoServer,
 }
@@ -32,10 +35,15 @@ pub fn protect(syncookies: &str, tcp_timestamps: &str, timestamps_mode: bool) ->
         .unwrap()
         .unwrap();
     let (handshake, config) = lab.attach_handshake(PORT, timestamps_mode).unwrap();
+    let wscale = run_in(&lab.server, KernelTcp::read)
+        .unwrap()
+        .unwrap()
+        .wscale;
     Protected {
         lab,
         handshake,
         config,
+        wscale,
         _peer: peer,
         _server: server,
     }

@@ -1,0 +1,149 @@
+//! Where the running kernel keeps the listener's settings and its namespace's sysctls,
+//! read from its BTF for the XDP program's `KERNEL_LAYOUT` (see handshake-common's
+//! `listener.rs` for what each is for).
+
+use anyhow::{Context as _, bail};
+use handshake_common::listener::{Field, KernelLayout, REPFLOW_IN_INET, REPFLOW_IN_PINFO};
+
+use crate::btf::{Btf, Kind, Member};
+
+/// The name of the program's read-only global the layout is written into.
+pub const GLOBAL: &str = "KERNEL_LAYOUT";
+
+/// The running kernel's layout.
+pub fn read() -> anyhow::Result<KernelLayout> {
+    let btf = Btf::vmlinux()?;
+    layout(&btf).context(
+        "this kernel's struct layout is not one handshake knows how to read (the listener's settings cannot be found); please report it with `uname -r`",
+    )
+}
+
+pub fn layout(btf: &Btf) -> anyhow::Result<KernelLayout> {
+    let sock = |path: &str| int(btf.member("tcp_sock", path)?, path);
+    let net = |path: &str| int(btf.member("net", path)?, path);
+    let pointer = |strukt: &str, path: &str| -> anyhow::Result<Field> {
+        let member = btf.member(strukt, path)?;
+        if member.kind != Kind::Pointer {
+            bail!("{strukt}.{path} is not a pointer");
+        }
+        Ok(field(member))
+    };
+    // `sysctl_tcp_rmem` is `int[3]`; the program reads its last element.
+    let rmem = btf.member("net", "ipv4.sysctl_tcp_rmem")?;
+    let Kind::Array {
+        element_size: 4,
+        len: 3,
+    } = rmem.kind
+    else {
+        bail!("net.ipv4.sysctl_tcp_rmem is not int[3]");
+    };
+    let (repflow_in, repflow) = match btf.member("ipv6_pinfo", "repflow") {
+        Ok(member) => (REPFLOW_IN_PINFO, int(member, "repflow")?),
+        Err(_) => {
+            // Linux 6.6+: a bit of `inet_flags`, numbered by `enum { INET_FLAGS_... }`.
+            let flags = btf.member("tcp_sock", "inet_conn.icsk_inet.inet_flags")?;
+            if flags.kind != Kind::Int {
+                bail!("inet_sock.inet_flags is not an integer");
+            }
+            let bit = btf
+                .enumerator("INET_FLAGS_REPFLOW")
+                .context("neither ipv6_pinfo.repflow nor INET_FLAGS_REPFLOW")?;
+            let bit = u32::try_from(bit).context("INET_FLAGS_REPFLOW out of range")?;
+            (
+                REPFLOW_IN_INET,
+                Field {
+                    offset: flags.offset + bit / 8,
+                    size: 1,
+                    shift: (bit % 8) as u8,
+                    bits: 1,
+                    _pad: 0,
+                },
+            )
+        }
+    };
+    Ok(KernelLayout {
+        loaded: 1,
+        repflow_in,
+        sk_rcvbuf: sock("inet_conn.icsk_inet.sk.sk_rcvbuf")?,
+        sk_userlocks: sock("inet_conn.icsk_inet.sk.sk_userlocks")?,
+        sk_net: pointer("tcp_sock", "inet_conn.icsk_inet.sk.__sk_common.skc_net.net")?,
+        inet_tos: sock("inet_conn.icsk_inet.tos")?,
+        inet_uc_ttl: sock("inet_conn.icsk_inet.uc_ttl")?,
+        inet_pmtudisc: sock("inet_conn.icsk_inet.pmtudisc")?,
+        inet_pinet6: pointer("tcp_sock", "inet_conn.icsk_inet.pinet6")?,
+        repflow,
+        tp_window_clamp: sock("window_clamp")?,
+        tp_user_mss: sock("rx_opt.user_mss")?,
+        tp_scaling_ratio: match btf.member("tcp_sock", "scaling_ratio") {
+            Ok(member) => int(member, "scaling_ratio")?,
+            Err(_) => Field::ABSENT,
+        },
+        np_tclass: int(btf.member("ipv6_pinfo", "tclass")?, "tclass")?,
+        np_hop_limit: int(btf.member("ipv6_pinfo", "hop_limit")?, "hop_limit")?,
+        net_tcp_timestamps: net("ipv4.sysctl_tcp_timestamps")?,
+        net_tcp_sack: net("ipv4.sysctl_tcp_sack")?,
+        net_tcp_window_scaling: net("ipv4.sysctl_tcp_window_scaling")?,
+        net_tcp_ecn: net("ipv4.sysctl_tcp_ecn")?,
+        net_ip_default_ttl: net("ipv4.sysctl_ip_default_ttl")?,
+        net_tcp_rmem_max: Field {
+            offset: rmem.offset + 8,
+            size: 4,
+            ..Field::ABSENT
+        },
+        net_tcp_reflect_tos: net("ipv4.sysctl_tcp_reflect_tos")?,
+        net_tcp_adv_win_scale: net("ipv4.sysctl_tcp_adv_win_scale")?,
+        net_tcp_workaround_signed_windows: net("ipv4.sysctl_tcp_workaround_signed_windows")?,
+    })
+}
+
+/// An integer member (or bitfield) of 1, 2 or 4 bytes: what the program's loads read.
+fn int(member: Member, path: &str) -> anyhow::Result<Field> {
+    if member.kind != Kind::Int || !matches!(member.size, 1 | 2 | 4) {
+        bail!("{path} is not an integer of 1, 2 or 4 bytes: {member:?}");
+    }
+    match member.bits {
+        // A bitfield is read as the one byte that holds it.
+        Some((shift, bits)) => {
+            if shift + bits > 8 {
+                bail!("{path} is a bitfield across bytes: {member:?}");
+            }
+            Ok(Field {
+                offset: member.offset,
+                size: 1,
+                shift: shift as u8,
+                bits: bits as u8,
+                _pad: 0,
+            })
+        }
+        None => Ok(field(member)),
+    }
+}
+
+fn field(member: Member) -> Field {
+    Field {
+        offset: member.offset,
+        size: member.size as u8,
+        ..Field::ABSENT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF gives every member; the defaults the layout reads must
+    /// sit where `struct sock` and friends have them on every kernel handshake supports.
+    #[test]
+    fn this_kernel_has_every_member() {
+        let btf = Btf::vmlinux().unwrap();
+        let layout = layout(&btf).unwrap();
+        eprintln!("{layout:#?}");
+        assert_eq!(layout.sk_rcvbuf.size, 4);
+        assert_eq!(layout.sk_net.size, 8);
+        assert_eq!(layout.tp_window_clamp.size, 4);
+        assert_eq!(layout.tp_user_mss.size, 2);
+        assert_eq!(layout.inet_uc_ttl.size, 2);
+        assert_eq!(layout.repflow.bits, 1);
+        assert!(layout.net_tcp_timestamps.offset > 0);
+    }
+}
