@@ -24,13 +24,10 @@ use handshake::{
     loader::{Handshake, PASS_PROGRAM},
 };
 use handshake_bench::flood::FLOOD_OBJECT;
-use handshake_common::{
-    config::{Config, FLAG_TIMESTAMPS},
-    counters::ALL,
-};
+use handshake_common::{config::Config, counters::ALL};
 
 use super::{
-    frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment},
+    frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment, WINDOWS_SYN_OPTIONS},
     nginx::PORT,
 };
 
@@ -69,38 +66,24 @@ pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
 
 struct Programs {
     handshake: Handshake,
-    timestamps: Handshake,
-    /// The counting builds, configured as `handshake` and `timestamps`.
+    /// The counting build, configured as `handshake`.
     counting: Counting,
-    counting_timestamps: Counting,
     pass: Ebpf,
     cookie_only: Ebpf,
 }
 
 fn load() -> anyhow::Result<Programs> {
     let kernel = KernelTcp::read()?;
-    // Measured under tcp_timestamps=2; the MSS-only program is configured as under 0.
-    let config = |timestamps| -> anyhow::Result<Config> {
-        let config = kernel.config(1460, 1440, timestamps)?;
-        let flags = if timestamps {
-            config.flags
-        } else {
-            config.flags & !FLAG_TIMESTAMPS
-        };
-        Ok(Config {
-            mac: frames::SERVER_MAC,
-            flags,
-            ..config
-        })
+    // Measured under tcp_timestamps=2, which the program reads per SYN: a SYN that
+    // offers TS takes the timestamps path, one that does not the MSS-only path.
+    let config = Config {
+        mac: frames::SERVER_MAC,
+        ..kernel.config(1460, 1440, true)?
     };
     let mut handshake = Handshake::load()?;
-    handshake.set_config(&config(false)?)?;
+    handshake.set_config(&config)?;
     handshake.set_ports(&[PORT])?;
-    let mut timestamps = Handshake::load()?;
-    timestamps.set_config(&config(true)?)?;
-    timestamps.set_ports(&[PORT])?;
-    let counting = Counting::load(&config(false)?)?;
-    let counting_timestamps = Counting::load(&config(true)?)?;
+    let counting = Counting::load(&config)?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
     let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
@@ -109,9 +92,7 @@ fn load() -> anyhow::Result<Programs> {
         .context("the verifier rejected cookie_only")?;
     Ok(Programs {
         handshake,
-        timestamps,
         counting,
-        counting_timestamps,
         pass,
         cookie_only,
     })
@@ -170,7 +151,6 @@ fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
 #[derive(Clone, Copy)]
 enum Which {
     Handshake,
-    Timestamps,
     Pass,
     CookieOnly,
 }
@@ -201,6 +181,18 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
     );
     let syn_v4 = frames::tcp_v4(client, server, &syn);
     let syn_v6 = frames::tcp_v6(client6, server6, &syn);
+    // The same SYN without its timestamp: what Windows and most flood tools send, which
+    // the kernel (and handshake) answer with MSS only.
+    let mss_only = segment(
+        CLIENT_PORT,
+        PORT,
+        CLIENT_SEQ,
+        0,
+        SYN,
+        &WINDOWS_SYN_OPTIONS[..],
+    );
+    let mss_only_v4 = frames::tcp_v4(client, server, &mss_only);
+    let mss_only_v6 = frames::tcp_v6(client6, server6, &mss_only);
     let cookie = cookie_of(programs.handshake.program()?, &syn_v4)?;
     let ack = |ack| {
         frames::tcp_v4(
@@ -246,27 +238,27 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             syn_v6.clone(),
         ),
         (
-            "SYN -> SYN-ACK, IPv4",
+            "SYN -> SYN-ACK, IPv4, MSS only",
             "handshake",
             Which::Handshake,
-            syn_v4.clone(),
+            mss_only_v4,
         ),
         (
-            "SYN -> SYN-ACK, IPv6",
+            "SYN -> SYN-ACK, IPv6, MSS only",
             "handshake",
             Which::Handshake,
-            syn_v6.clone(),
+            mss_only_v6,
         ),
         (
-            "SYN -> SYN-ACK, IPv4, timestamps mode",
+            "SYN -> SYN-ACK, IPv4, timestamps",
             "handshake",
-            Which::Timestamps,
+            Which::Handshake,
             syn_v4,
         ),
         (
-            "SYN -> SYN-ACK, IPv6, timestamps mode",
+            "SYN -> SYN-ACK, IPv6, timestamps",
             "handshake",
-            Which::Timestamps,
+            Which::Handshake,
             syn_v6,
         ),
         (
@@ -305,7 +297,6 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         for ((_, _, which, frame), samples) in cases.iter().zip(&mut samples) {
             let program = match which {
                 Which::Handshake => programs.handshake.program()?,
-                Which::Timestamps => programs.timestamps.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
             };
@@ -321,7 +312,6 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         samples.sort_unstable();
         let calls = match which {
             Which::Handshake => Some(programs.counting.calls_of(frame)?),
-            Which::Timestamps => Some(programs.counting_timestamps.calls_of(frame)?),
             Which::Pass | Which::CookieOnly => None,
         };
         timings.push(Timing {

@@ -1,9 +1,11 @@
-//! The kernel is the oracle: for each server setting and each client SYN shape, the SYN-ACK
-//! the kernel sends itself (`tcp_syncookies=2`, no XDP) and the one that comes back with
-//! handshake attached must agree in every byte but the cookie (seq), TSval's clock bits,
-//! the checksums and the IPv6 flow label (README: the kernel hashes its label with a
-//! secret). Where handshake cannot write the kernel's answer it passes the SYN, and the
-//! answer is the kernel's own: equal by construction, and counted.
+//! The kernel is the oracle: for each server configuration (sysctls, the listener's
+//! socket options, the MTU) and each client SYN shape, the SYN-ACK the kernel sends itself
+//! (`tcp_syncookies=2`, no XDP) and the one that comes back with handshake attached must
+//! agree in every byte but the cookie (seq), TSval's clock bits, the checksums and the
+//! IPv6 flow label where the kernel hashes it with a secret (README). The sysctls and the
+//! MTU are changed after handshake attached: it must follow them. Where handshake cannot
+//! write the kernel's answer it passes the SYN, and the answer is the kernel's own: equal
+//! by construction, and counted.
 
 mod common;
 
@@ -13,7 +15,8 @@ use common::{
     raw,
 };
 use handshake::lab::{
-    CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo::EchoServer, run_in,
+    CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6, echo::EchoServer,
+    run_in,
 };
 use handshake_common::counters::Counter;
 
@@ -86,23 +89,178 @@ const SHAPES: [Shape; 8] = [
     },
 ];
 
-/// Server sysctls, each set on top of `tcp_syncookies=2` in a fresh lab.
-const SETTINGS: [&[(&str, &str)]; 6] = [
-    &[("net.ipv4.tcp_timestamps", "2")],
-    &[("net.ipv4.tcp_timestamps", "0")],
-    &[("net.ipv4.tcp_timestamps", "1")],
-    &[("net.ipv4.tcp_timestamps", "2"), ("net.ipv4.tcp_sack", "0")],
-    &[
-        ("net.ipv4.tcp_timestamps", "2"),
-        ("net.ipv4.tcp_window_scaling", "0"),
-    ],
-    &[
-        ("net.ipv4.tcp_timestamps", "2"),
-        ("net.ipv4.ip_default_ttl", "99"),
-        ("net.ipv6.conf.hs-server.hop_limit", "99"),
-        ("net.ipv4.tcp_ecn", "1"),
-    ],
+/// A socket option on the listener: (level, name, value).
+type SockOpt = (i32, i32, i32);
+
+/// What changes while handshake is attached: the program must follow it.
+#[derive(Clone, Copy)]
+enum Change {
+    Sysctl(&'static str, &'static str),
+    /// The server interface's MTU.
+    Mtu(u32),
+}
+
+/// One server configuration: sysctls set before anything starts, socket options on the
+/// listener, and changes made while handshake is attached (the kernel's own answers are
+/// captured with them in place too).
+struct Case {
+    name: &'static str,
+    before: &'static [(&'static str, &'static str)],
+    listener: &'static [SockOpt],
+    while_attached: &'static [Change],
+    /// Which SYNs (shape, IPv6?) only the kernel can answer: they must pass, counted
+    /// `syn_passed_kernel_only`.
+    to_kernel: fn(&Shape, bool) -> bool,
+    /// The SYN-ACK's IPv6 flow label is the SYN's (otherwise the kernel's is a hash with
+    /// a secret: README).
+    reflects_flow_label: bool,
+}
+
+const TS2: Change = Change::Sysctl("net.ipv4.tcp_timestamps", "2");
+
+fn none(_: &Shape, _: bool) -> bool {
+    false
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "tcp_timestamps=2",
+        before: &[],
+        listener: &[],
+        while_attached: &[TS2],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_timestamps=0",
+        before: &[],
+        listener: &[],
+        while_attached: &[Change::Sysctl("net.ipv4.tcp_timestamps", "0")],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_timestamps=1",
+        before: &[("net.ipv4.tcp_timestamps", "2")],
+        listener: &[],
+        while_attached: &[Change::Sysctl("net.ipv4.tcp_timestamps", "1")],
+        to_kernel: |shape, _| shape.offers_ts,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_sack=0",
+        before: &[],
+        listener: &[],
+        while_attached: &[TS2, Change::Sysctl("net.ipv4.tcp_sack", "0")],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_window_scaling=0",
+        before: &[],
+        listener: &[],
+        while_attached: &[TS2, Change::Sysctl("net.ipv4.tcp_window_scaling", "0")],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "TTL, hop limit and ECN",
+        // The interface's hop limit is read at attach (README).
+        before: &[("net.ipv6.conf.hs-server.hop_limit", "99")],
+        listener: &[],
+        while_attached: &[
+            TS2,
+            Change::Sysctl("net.ipv4.ip_default_ttl", "99"),
+            Change::Sysctl("net.ipv4.tcp_ecn", "1"),
+        ],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_rmem, tcp_workaround_signed_windows, tcp_adv_win_scale",
+        before: &[],
+        listener: &[],
+        while_attached: &[
+            TS2,
+            Change::Sysctl("net.ipv4.tcp_rmem", "4096 131072 1048576"),
+            Change::Sysctl("net.ipv4.tcp_workaround_signed_windows", "1"),
+            Change::Sysctl("net.ipv4.tcp_adv_win_scale", "-2"),
+        ],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "SO_RCVBUF 64 KiB (nginx rcvbuf=64k)",
+        before: &[],
+        listener: &[(libc::SOL_SOCKET, libc::SO_RCVBUF, 65536)],
+        while_attached: &[TS2],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "TCP_WINDOW_CLAMP 20000",
+        before: &[],
+        listener: &[(libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP, 20000)],
+        while_attached: &[TS2],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "TCP_MAXSEG 1000",
+        before: &[],
+        listener: &[(libc::IPPROTO_TCP, libc::TCP_MAXSEG, 1000)],
+        while_attached: &[TS2],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "IP_TOS, IPV6_TCLASS, IP_TTL, IPV6_UNICAST_HOPS",
+        before: &[],
+        listener: &[
+            (libc::IPPROTO_IP, libc::IP_TOS, 0x28),
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, 0x48),
+            (libc::IPPROTO_IP, libc::IP_TTL, 7),
+            (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 9),
+        ],
+        while_attached: &[TS2],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "tcp_reflect_tos and reflected flow labels",
+        // Read when the listener is created (`inet6_create`).
+        before: &[("net.ipv6.flowlabel_reflect", "1")],
+        listener: &[(libc::IPPROTO_IP, libc::IP_TOS, 0x29)],
+        while_attached: &[TS2, Change::Sysctl("net.ipv4.tcp_reflect_tos", "1")],
+        to_kernel: none,
+        reflects_flow_label: true,
+    },
+    Case {
+        name: "IP_MTU_DISCOVER IP_PMTUDISC_DONT",
+        before: &[],
+        listener: &[(
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        )],
+        while_attached: &[TS2],
+        // Its IPv4 SYN-ACK has no DF and a random IP ID.
+        to_kernel: |_, v6| !v6,
+        reflects_flow_label: false,
+    },
+    Case {
+        name: "MTU 1500 changed to 1400",
+        before: &[],
+        listener: &[],
+        while_attached: &[TS2, Change::Mtu(1400)],
+        to_kernel: none,
+        reflects_flow_label: false,
+    },
 ];
+
+/// The DSCP (EF) and flow label every test SYN carries, so that reflecting them shows.
+const SYN_TOS: u8 = 0xb8;
+const SYN_FLOW_LABEL: u32 = 0x9_abcd;
 
 fn syn(shape: &Shape, v6: bool, source_port: u16) -> Vec<u8> {
     let mut options = shape.options.to_vec();
@@ -117,22 +275,44 @@ fn syn(shape: &Shape, v6: bool, source_port: u16) -> Vec<u8> {
         )
     };
     if v6 {
-        packet::ipv6(CLIENT_V6.octets(), SERVER_V6.octets(), 64, &tcp)
+        let mut frame = packet::ipv6(CLIENT_V6.octets(), SERVER_V6.octets(), 64, &tcp);
+        // Neither is in the TCP pseudo-header: no checksum changes.
+        let word = 6 << 28 | u32::from(SYN_TOS) << 20 | SYN_FLOW_LABEL;
+        frame[14..18].copy_from_slice(&word.to_be_bytes());
+        frame
     } else {
-        packet::ipv4(CLIENT_V4.octets(), SERVER_V4.octets(), &[], &tcp)
+        let mut frame = packet::ipv4(CLIENT_V4.octets(), SERVER_V4.octets(), &[], &tcp);
+        frame[15] = SYN_TOS;
+        frame[24..26].fill(0);
+        let sum = ipv4_header_checksum(&frame[14..34]);
+        frame[24..26].copy_from_slice(&sum.to_be_bytes());
+        frame
     }
 }
 
-/// The SYN-ACK with the bytes that may differ zeroed: IP checksum or flow label, seq,
-/// TCP checksum, TSval.
-fn comparable(frame: &[u8]) -> Vec<u8> {
+fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|word| u32::from(u16::from_be_bytes([word[0], word[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The SYN-ACK with the bytes that may differ zeroed: IP checksum, seq, TCP checksum,
+/// TSval, and the IPv6 flow label unless the listener reflects it.
+fn comparable(frame: &[u8], flow_label: bool) -> Vec<u8> {
     let mut frame = frame.to_vec();
     let tcp = if frame[12..14] == [0x08, 0x00] {
         frame[24..26].fill(0);
         14 + usize::from(frame[14] & 0xf) * 4
     } else {
-        frame[15] &= 0xf0;
-        frame[16..18].fill(0);
+        if !flow_label {
+            frame[15] &= 0xf0;
+            frame[16..18].fill(0);
+        }
         54
     };
     frame[tcp + 4..tcp + 8].fill(0);
@@ -172,58 +352,130 @@ fn answers(lab: &Lab, first_port: u16) -> Vec<(String, Option<Vec<u8>>)> {
 #[test]
 fn syn_acks_equal_the_kernels_own_field_for_field() {
     common::require_root();
-    for (setting, sysctls) in SETTINGS.iter().enumerate() {
-        let lab = Lab::create("oracle").unwrap();
-        lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
-            .unwrap();
-        for (name, value) in *sysctls {
-            lab.sysctl(&lab.server, name, value).unwrap();
-        }
-        let _server = EchoServer::start(&lab.server, PORT).unwrap();
+    for (index, case) in CASES.iter().enumerate() {
         // The same client ports both times: a cookie SYN-ACK leaves no state behind.
-        let first_port = 30000 + 100 * setting as u16;
-        let kernel = answers(&lab, first_port);
+        check(case, 30000 + 100 * index as u16);
+    }
+}
 
-        let _peer = run_in(&lab.client, || {
-            handshake::loader::PassThrough::attach(CLIENT_IFACE)
-        })
-        .unwrap()
+fn check(case: &Case, first_port: u16) {
+    let name = case.name;
+    let lab = Lab::create("oracle").unwrap();
+    lab.sysctl(&lab.server, "net.ipv4.tcp_syncookies", "2")
         .unwrap();
-        let (handshake, _) = lab.attach_handshake(PORT, false).unwrap();
-        let ours = answers(&lab, first_port);
-        let counted = handshake.counters().unwrap();
+    for (sysctl, value) in case.before {
+        lab.sysctl(&lab.server, sysctl, value).unwrap();
+    }
+    let options = case.listener;
+    let _server = EchoServer::start_with(&lab.server, PORT, move |listener| {
+        options
+            .iter()
+            .try_for_each(|&(level, option, value)| set_option(listener, level, option, value))
+    })
+    .unwrap();
+    // The kernel's answers with every change in place, then the changes undone.
+    let undo: Vec<Change> = case
+        .while_attached
+        .iter()
+        .map(|change| apply(&lab, *change))
+        .collect();
+    let kernel = answers(&lab, first_port);
+    for change in undo.into_iter().rev() {
+        apply(&lab, change);
+    }
 
-        for ((case, kernel), (_, ours)) in kernel.iter().zip(&ours) {
-            let kernel = kernel
-                .as_ref()
-                .unwrap_or_else(|| panic!("{sysctls:?}, {case}: the kernel sent no SYN-ACK"));
-            let ours = ours
-                .as_ref()
-                .unwrap_or_else(|| panic!("{sysctls:?}, {case}: no SYN-ACK with handshake"));
-            assert_eq!(
-                comparable(ours),
-                comparable(kernel),
-                "{sysctls:?}, {case}: handshake's SYN-ACK (left) differs from the kernel's (right)"
-            );
-        }
-        // Every SYN was answered at XDP or left to the kernel, never anything else.
-        let syns = 2 * SHAPES.len() as u64;
+    let _peer = run_in(&lab.client, || {
+        handshake::loader::PassThrough::attach(CLIENT_IFACE)
+    })
+    .unwrap()
+    .unwrap();
+    let (handshake, _) = lab.attach_handshake(PORT, false).unwrap();
+    for change in case.while_attached {
+        apply(&lab, *change);
+    }
+    let ours = answers(&lab, first_port);
+    let counted = handshake.counters().unwrap();
+
+    for ((what, kernel), (_, ours)) in kernel.iter().zip(&ours) {
+        let kernel = kernel
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}, {what}: the kernel sent no SYN-ACK"));
+        let ours = ours
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}, {what}: no SYN-ACK with handshake"));
         assert_eq!(
-            counted.get(Counter::SynAckSent) + counted.get(Counter::SynPassedKernelOnly),
-            syns,
-            "{sysctls:?}: {counted:?}"
-        );
-        // With tcp_timestamps=1 exactly the SYNs offering TS went to the kernel.
-        let offering_ts = SHAPES.iter().filter(|shape| shape.offers_ts).count() as u64;
-        let expected_to_kernel = if sysctls.contains(&("net.ipv4.tcp_timestamps", "1")) {
-            2 * offering_ts
-        } else {
-            0
-        };
-        assert_eq!(
-            counted.get(Counter::SynPassedKernelOnly),
-            expected_to_kernel,
-            "{sysctls:?}"
+            comparable(ours, case.reflects_flow_label),
+            comparable(kernel, case.reflects_flow_label),
+            "{name}, {what}: handshake's SYN-ACK (left) differs from the kernel's (right)"
         );
     }
+    // Every SYN was answered at XDP or left to the kernel, and exactly those the kernel
+    // alone can answer went to it.
+    let to_kernel = SHAPES
+        .iter()
+        .flat_map(|shape| {
+            [
+                (case.to_kernel)(shape, false),
+                (case.to_kernel)(shape, true),
+            ]
+        })
+        .filter(|&to_kernel| to_kernel)
+        .count() as u64;
+    let syns = 2 * SHAPES.len() as u64;
+    assert_eq!(
+        (
+            counted.get(Counter::SynAckSent),
+            counted.get(Counter::SynPassedKernelOnly)
+        ),
+        (syns - to_kernel, to_kernel),
+        "{name}: {counted:?}"
+    );
+}
+
+/// Makes `change` in the server namespace; returns the change that undoes it.
+fn apply(lab: &Lab, change: Change) -> Change {
+    match change {
+        Change::Sysctl(name, value) => {
+            let path = format!("/proc/sys/{}", name.replace('.', "/"));
+            let old = run_in(&lab.server, move || std::fs::read_to_string(path))
+                .unwrap()
+                .unwrap();
+            lab.sysctl(&lab.server, name, value).unwrap();
+            Change::Sysctl(name, String::leak(old.trim().replace('\t', " ")))
+        }
+        Change::Mtu(mtu) => {
+            let old = run_in(&lab.server, || handshake::interface::mtu(SERVER_IFACE))
+                .unwrap()
+                .unwrap();
+            let mtu = mtu.to_string();
+            lab.exec(
+                &lab.server,
+                &["ip", "link", "set", SERVER_IFACE, "mtu", &mtu],
+            )
+            .unwrap();
+            Change::Mtu(old)
+        }
+    }
+}
+
+fn set_option(
+    listener: &std::net::TcpListener,
+    level: i32,
+    option: i32,
+    value: i32,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let result = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            level,
+            option,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as u32,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

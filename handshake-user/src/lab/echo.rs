@@ -30,6 +30,16 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start(ns: &str, port: u16) -> anyhow::Result<Self> {
+        Self::start_with(ns, port, |_| Ok(()))
+    }
+
+    /// The same, with `configure` setting the listener's socket options once it listens
+    /// (a test's SO_RCVBUF, TCP_MAXSEG, IP_TOS, ...).
+    pub fn start_with(
+        ns: &str,
+        port: u16,
+        configure: impl FnOnce(&TcpListener) -> std::io::Result<()> + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stopping = stop.clone();
@@ -44,6 +54,10 @@ impl EchoServer {
             listener
                 .set_nonblocking(true)
                 .expect("nonblocking listener");
+            if let Err(error) = configure(&listener) {
+                let _ = ready_tx.send(Err(error));
+                return;
+            }
             let _ = ready_tx.send(Ok(()));
             while !stopping.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -56,7 +70,7 @@ impl EchoServer {
         })?;
         ready_rx
             .recv()?
-            .with_context(|| format!("binding the echo server to port {port} failed"))?;
+            .with_context(|| format!("starting the echo server on port {port} failed"))?;
         Ok(Self {
             stop,
             thread: Some(thread),
