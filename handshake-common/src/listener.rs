@@ -40,7 +40,12 @@ impl Field {
     #[inline(always)]
     pub const fn value(&self, raw: u64, signed: bool) -> i64 {
         if self.bits != 0 {
-            return ((raw >> self.shift) & ((1 << self.bits) - 1)) as i64;
+            let value = (raw >> self.shift) & ((1 << self.bits) - 1);
+            // A signed bitfield's top bit is its sign (6.1's 9-bit `hop_limit`: -1 unset).
+            if signed && value >> (self.bits - 1) != 0 {
+                return value as i64 - (1 << self.bits);
+            }
+            return value as i64;
         }
         match (self.size, signed) {
             (1, true) => raw as u8 as i8 as i64,
@@ -311,7 +316,7 @@ pub fn initial_window(
             scaled = clamp;
         }
         let log = ilog2(scaled);
-        wscale = if log > 15 { log - 15 } else { 0 };
+        wscale = log.saturating_sub(15);
         if wscale > MAX_WSCALE {
             wscale = MAX_WSCALE;
         }
@@ -518,6 +523,16 @@ mod tests {
             ..Field::ABSENT
         };
         assert_eq!(uc_ttl.value(0xffff, true), -1);
+        // Linux 6.1's `__s16 hop_limit:9` after 7 unused bits.
+        let hop_limit = Field {
+            offset: 64,
+            size: 2,
+            shift: 7,
+            bits: 9,
+            _pad: 0,
+        };
+        assert_eq!(hop_limit.value(0xff80, true), -1);
+        assert_eq!(hop_limit.value(64 << 7, true), 64);
         assert_eq!(uc_ttl.value(0x0040, true), 64);
     }
 }

@@ -241,10 +241,7 @@ impl Btf {
             _ => Kind::Other,
         };
         let size = self.size(id)?;
-        let bits = match found.flatten() {
-            Some(width) => Some((bit_offset % 8, width)),
-            None => None,
-        };
+        let bits = found.flatten().map(|width| (bit_offset % 8, width));
         Ok(Member {
             offset: bit_offset / 8,
             size,

@@ -102,15 +102,19 @@ fn int(member: Member, path: &str) -> anyhow::Result<Field> {
         bail!("{path} is not an integer of 1, 2 or 4 bytes: {member:?}");
     }
     match member.bits {
-        // A bitfield is read as the one byte that holds it.
+        // A bitfield is read as the smallest aligned word that holds it (Linux 6.1 keeps
+        // `ipv6_pinfo.hop_limit` in 9 bits across two bytes).
         Some((shift, bits)) => {
-            if shift + bits > 8 {
-                bail!("{path} is a bitfield across bytes: {member:?}");
-            }
+            let first_bit = member.offset * 8 + shift;
+            let size = [1u32, 2, 4]
+                .into_iter()
+                .find(|size| first_bit / (size * 8) == (first_bit + bits - 1) / (size * 8))
+                .with_context(|| format!("{path} is a bitfield across words: {member:?}"))?;
+            let offset = first_bit / (size * 8) * size;
             Ok(Field {
-                offset: member.offset,
-                size: 1,
-                shift: shift as u8,
+                offset,
+                size: size as u8,
+                shift: (first_bit - offset * 8) as u8,
                 bits: bits as u8,
                 _pad: 0,
             })

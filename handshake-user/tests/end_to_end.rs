@@ -5,26 +5,23 @@
 mod common;
 
 use std::{
-    io::{Read as _, Write as _},
     net::{IpAddr, SocketAddr},
-    os::fd::AsRawFd,
     time::Duration,
 };
 
-use common::{packet, protected::PORT};
+use common::{
+    packet,
+    protected::PORT,
+    tcp_info::{self, TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE},
+};
 use handshake::{
     counters::Snapshot,
-    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, echo, run_in},
+    lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
 };
 use handshake_common::counters::Counter;
 const CONNECTIONS: u32 = 20;
 
-/// tcp_info's tcpi_options bits (include/uapi/linux/tcp.h).
-const TCPI_OPT_TIMESTAMPS: u8 = 1;
-const TCPI_OPT_SACK: u8 = 2;
-const TCPI_OPT_WSCALE: u8 = 4;
-
-/// What the client saw of one connection: tcpi_options and (snd_wscale, rcv_wscale).
+/// What the client saw of one connection: tcpi_options and snd_wscale.
 #[derive(Debug, PartialEq, Eq)]
 struct Negotiated {
     options: u8,
@@ -33,38 +30,10 @@ struct Negotiated {
 
 /// Connects, sends `size` bytes, reads them back, and reports the negotiated options.
 fn echo(server: SocketAddr, size: usize) -> Negotiated {
-    let mut stream = echo::connect(server).unwrap_or_else(|error| {
-        panic!("connecting to {server} through handshake failed: {error:#}")
-    });
-    let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let writer = {
-        let mut stream = stream.try_clone().unwrap();
-        let message = message.clone();
-        std::thread::spawn(move || stream.write_all(&message).unwrap())
-    };
-    let mut reply = vec![0u8; size];
-    stream
-        .read_exact(&mut reply)
-        .unwrap_or_else(|error| panic!("echo from {server} failed: {error}"));
-    writer.join().unwrap();
-    assert!(reply == message, "{server} echoed different bytes");
-    // struct tcp_info: byte 5 is tcpi_options, byte 6 holds snd_wscale (low nibble) and
-    // rcv_wscale (high nibble).
-    let mut info = [0u8; 232];
-    let mut len = info.len() as libc::socklen_t;
-    let result = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(result, 0, "TCP_INFO");
+    let info = tcp_info::echo(server, size);
     Negotiated {
-        options: info[5] & 0x7,
-        snd_wscale: info[6] & 0xf,
+        options: info.options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE),
+        snd_wscale: info.snd_wscale,
     }
 }
 

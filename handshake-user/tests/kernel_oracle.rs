@@ -9,10 +9,16 @@
 
 mod common;
 
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+};
+
 use common::{
     packet::{self, SYN, Tcp},
     protected::PORT,
     raw,
+    tcp_info::{self, TcpInfo},
 };
 use handshake::lab::{
     CLIENT_IFACE, CLIENT_V4, CLIENT_V6, Lab, SERVER_IFACE, SERVER_V4, SERVER_V6, echo::EchoServer,
@@ -367,11 +373,18 @@ fn check(case: &Case, first_port: u16) {
         lab.sysctl(&lab.server, sysctl, value).unwrap();
     }
     let options = case.listener;
-    let _server = EchoServer::start_with(&lab.server, PORT, move |listener| {
-        options
-            .iter()
-            .try_for_each(|&(level, option, value)| set_option(listener, level, option, value))
-    })
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let record = accepted.clone();
+    let _server = EchoServer::start_with(
+        &lab.server,
+        PORT,
+        move |listener| {
+            options
+                .iter()
+                .try_for_each(|&(level, option, value)| set_option(listener, level, option, value))
+        },
+        move |stream| record.lock().unwrap().push(TcpInfo::of(stream)),
+    )
     .unwrap();
     // The kernel's answers with every change in place, then the changes undone.
     let undo: Vec<Change> = case
@@ -409,6 +422,32 @@ fn check(case: &Case, first_port: u16) {
             "{name}, {what}: handshake's SYN-ACK (left) differs from the kernel's (right)"
         );
     }
+    // Real connections from the client's own stack carry 2 MB each way and negotiate
+    // what they would with the kernel's own cookies, on both sides.
+    let through_handshake = connections(&lab, &accepted);
+    let connected = handshake.counters().unwrap().since(&counted);
+    drop(handshake);
+    let through_kernel = connections(&lab, &accepted);
+    assert_eq!(
+        through_handshake, through_kernel,
+        "{name}: (client, server) TCP_INFO over IPv4 and IPv6, through handshake (left) and through the kernel's own cookies (right)"
+    );
+    let answered = [false, true]
+        .into_iter()
+        .filter(|&v6| !(case.to_kernel)(&SHAPES[0], v6))
+        .count() as u64;
+    assert_eq!(
+        [
+            Counter::SynAckSent,
+            Counter::SynPassedKernelOnly,
+            Counter::AckValidated
+        ]
+        .map(|counter| connected.get(counter)),
+        // With tcp_syncookies=2 the kernel's answers are cookies too: every ACK validates.
+        [answered, 2 - answered, 2],
+        "{name}: the connections' SYNs: {connected:?}"
+    );
+
     // Every SYN was answered at XDP or left to the kernel, and exactly those the kernel
     // alone can answer went to it.
     let to_kernel = SHAPES
@@ -430,6 +469,22 @@ fn check(case: &Case, first_port: u16) {
         (syns - to_kernel, to_kernel),
         "{name}: {counted:?}"
     );
+}
+
+/// One connection over each family: what the client's and the server's side negotiated.
+fn connections(lab: &Lab, accepted: &Arc<Mutex<Vec<TcpInfo>>>) -> Vec<(TcpInfo, TcpInfo)> {
+    let mut negotiated = Vec::new();
+    for server in [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)] {
+        let client = run_in(&lab.client, move || {
+            tcp_info::echo(SocketAddr::new(server, PORT), 2 << 20)
+        })
+        .unwrap();
+        // The server records a connection before it greets, and the client has read
+        // the greeting.
+        let server = accepted.lock().unwrap().pop().expect("the server accepted");
+        negotiated.push((client, server));
+    }
+    negotiated
 }
 
 /// Makes `change` in the server namespace; returns the change that undoes it.

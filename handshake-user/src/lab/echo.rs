@@ -30,15 +30,17 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start(ns: &str, port: u16) -> anyhow::Result<Self> {
-        Self::start_with(ns, port, |_| Ok(()))
+        Self::start_with(ns, port, |_| Ok(()), |_| {})
     }
 
     /// The same, with `configure` setting the listener's socket options once it listens
-    /// (a test's SO_RCVBUF, TCP_MAXSEG, IP_TOS, ...).
+    /// (a test's SO_RCVBUF, TCP_MAXSEG, IP_TOS, ...) and `accepted` seeing each accepted
+    /// connection first (a test reads its TCP_INFO).
     pub fn start_with(
         ns: &str,
         port: u16,
         configure: impl FnOnce(&TcpListener) -> std::io::Result<()> + Send + 'static,
+        accepted: impl Fn(&TcpStream) + Send + 'static,
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -62,6 +64,7 @@ impl EchoServer {
             while !stopping.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        accepted(&stream);
                         thread::spawn(move || echo(stream));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(2)),

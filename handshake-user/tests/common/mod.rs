@@ -8,6 +8,7 @@ pub mod packet;
 pub mod pinned;
 pub mod protected;
 pub mod raw;
+pub mod tcp_info;
 
 /// Pins the calling thread (and the threads it starts) to CPU 0. The flood state is per
 /// CPU, and XDP on a veth runs on the CPU that sent the frame into it: the SYN-ACKs that
