@@ -2,9 +2,11 @@
 //! the kernel's sysctls, attaches it, and reads its counters.
 
 pub mod attach;
+pub mod build_info;
 pub mod config_file;
 pub mod counters;
 pub mod demo;
+pub mod docs;
 pub mod interface;
 pub mod kernel_tcp;
 pub mod lab;
