@@ -10,6 +10,7 @@
 //! - `lint`:  rustfmt and clippy on both sides.
 
 mod package;
+mod package_vm;
 mod setup;
 mod test;
 mod vm;
