@@ -6,19 +6,29 @@
 
 #[path = "../handshake-user/build/bpf_linker.rs"]
 mod bpf_linker;
+#[path = "../handshake-user/build/xdp.rs"]
+mod xdp;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     bpf_linker::put_on_path();
-    let bench = aya_build::Package {
-        name: "handshake-bench-ebpf",
-        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf"),
-        ..Default::default()
-    };
-    let counting = aya_build::Package {
-        name: "handshake-ebpf",
-        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../handshake-ebpf"),
-        features: &["count-calls"],
-        ..Default::default()
-    };
-    aya_build::build_ebpf([bench, counting], aya_build::Toolchain::default())
+    // One line naming the failure; cargo shows the compiler's output above it.
+    if let Err(error) = build() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn build() -> anyhow::Result<()> {
+    xdp::build(&[
+        xdp::Package {
+            name: "handshake-bench-ebpf",
+            root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf"),
+            features: &[],
+        },
+        xdp::Package {
+            name: "handshake-ebpf",
+            root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../handshake-ebpf"),
+            features: &["count-calls"],
+        },
+    ])
 }

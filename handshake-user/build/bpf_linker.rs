@@ -34,7 +34,7 @@ fn find() -> anyhow::Result<()> {
         );
     };
     let paths = std::iter::once(bin).chain(env::split_paths(&path));
-    // SAFETY: the build script is single-threaded; aya-build's cargo inherits PATH.
+    // SAFETY: the build script is single-threaded; the XDP crate's cargo (build/xdp.rs) inherits PATH.
     unsafe { env::set_var("PATH", env::join_paths(paths)?) };
     Ok(())
 }

@@ -14,6 +14,7 @@ use handshake_common::config::Config;
 use serde_json::{Value, json};
 
 use crate::{
+    build_info,
     kernel_tcp::KernelTcp,
     loader::Mode,
     maps,
@@ -176,6 +177,8 @@ struct Entry {
     /// "attach" (pinned) or "run".
     by: &'static str,
     program_id: Option<u32>,
+    /// The kernel's tag of the program it runs (`build_info`).
+    tag: Option<u64>,
     mode: Option<&'static str>,
     ports: Vec<u16>,
     since: Option<SystemTime>,
@@ -193,6 +196,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
         let entry = Entry {
             by: "attach",
             program_id: pinned.map(|pinned| pinned.program_id),
+            tag: pinned.and_then(|pinned| build_info::tag_of(pinned.program_id)),
             mode: pinned.map(Pinned::mode),
             ports: pinned.map(Pinned::ports).unwrap_or_default(),
             since: pinned.and_then(|pinned| pinned.loaded_at),
@@ -211,6 +215,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             iface: program.iface,
             by: "run",
             program_id: Some(program.id),
+            tag: build_info::tag_of(program.id),
             mode: None,
             ports: Vec::new(),
             since: None,
@@ -226,6 +231,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
 /// then the namespace's cookie mode (read where `status` runs).
 pub fn status(root: &PinRoot) -> anyhow::Result<String> {
     let entries = entries(root)?;
+    let own = own_tag(&entries);
     let mut text = String::new();
     for folder in root.foreign_folders() {
         let _ = writeln!(
@@ -248,18 +254,34 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
         let line = match (&entry.problem, entry.by) {
             (Some(problem), _) => format!("{iface}: NOT PROTECTED: {problem}"),
             (None, "run") => format!(
-                "{iface}: protected by `handshake run` (program id {}), not pinned: it stops with that process",
-                entry.program_id.unwrap_or(0)
+                "{iface}: protected by `handshake run` (program id {} tag {}), not pinned: it stops with that process",
+                entry.program_id.unwrap_or(0),
+                entry.tag.map_or("unknown".to_owned(), build_info::tag_hex)
             ),
             (None, _) => format!(
-                "{iface}: {} XDP, ports {}, program id {}, attached {}",
+                "{iface}: {} XDP, ports {}, program id {} tag {}, attached {}",
                 entry.mode.unwrap_or("unknown"),
                 ports::join(&entry.ports),
                 entry.program_id.unwrap_or(0),
+                entry.tag.map_or("unknown".to_owned(), build_info::tag_hex),
                 entry.since.map_or("unknown".to_owned(), ago)
             ),
         };
         let _ = writeln!(text, "{line}");
+        if let Some(other) = other_build(entry, own.as_ref()) {
+            let _ = writeln!(
+                text,
+                "{iface}: OTHER BUILD: it runs XDP program tag {other}, this binary (handshake {}) loads tag {}; {} and {} run this build",
+                build_info::VERSION,
+                own.as_ref()
+                    .map_or("unknown".to_owned(), |own| build_info::tag_hex(*own)),
+                root.command(&format!("detach --iface {iface}")),
+                root.command(&format!(
+                    "attach --iface {iface} --ports {}",
+                    ports::join(&entry.ports)
+                ))
+            );
+        }
         if !entry.changed.is_empty() {
             let _ = writeln!(
                 text,
@@ -283,15 +305,23 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
 
 /// `status --json`: the same, for programs (schema in README.md).
 pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
-    let interfaces: Vec<Value> = entries(root)?
+    let entries = entries(root)?;
+    let own = own_tag(&entries);
+    let interfaces: Vec<Value> = entries
         .into_iter()
         .map(|entry| {
+            let same_build = match (entry.tag, own) {
+                (Some(tag), Some(own)) => Some(tag == own),
+                _ => None,
+            };
             json!({
                 "iface": entry.iface,
                 "protected": entry.problem.is_none(),
                 "by": entry.by,
                 "problem": entry.problem,
                 "program_id": entry.program_id,
+                "program_tag": entry.tag.map(build_info::tag_hex),
+                "same_build": same_build,
                 "xdp_mode": entry.mode,
                 "ports": entry.ports,
                 "attached_seconds_ago": entry.since.map(seconds_ago),
@@ -299,7 +329,33 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
             })
         })
         .collect();
-    Ok(json!({"pin_dir": root.path(), "interfaces": interfaces}))
+    Ok(json!({
+        "pin_dir": root.path(),
+        "version": build_info::VERSION,
+        "program_tag": own.map(build_info::tag_hex),
+        "interfaces": interfaces
+    }))
+}
+
+/// The tag of the program this binary loads, when some interface runs one to compare it
+/// with (loading it costs a verifier run). A failure leaves the comparison out, with a
+/// warning: it must not hide what `status` knows of the interfaces.
+fn own_tag(entries: &[Entry]) -> Option<u64> {
+    if entries.iter().all(|entry| entry.tag.is_none()) {
+        return None;
+    }
+    build_info::own_tag()
+        .inspect_err(|error| {
+            log::warn!("cannot tell whether the interfaces run this build's program: {error:#}")
+        })
+        .ok()
+}
+
+/// The running program's tag when it is not this binary's.
+fn other_build(entry: &Entry, own: Option<&u64>) -> Option<String> {
+    let tag = entry.tag?;
+    (entry.problem.is_none() && own.is_some_and(|own| *own != tag))
+        .then(|| build_info::tag_hex(tag))
 }
 
 fn seconds_ago(at: SystemTime) -> u64 {
@@ -315,5 +371,41 @@ fn ago(at: SystemTime) -> String {
         0..120 => format!("{seconds} s ago"),
         120..7200 => format!("{} min ago", seconds / 60),
         _ => format!("{} h ago", seconds / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, other_build};
+
+    fn entry(tag: Option<u64>, problem: Option<&str>) -> Entry {
+        Entry {
+            iface: "eth0".to_owned(),
+            by: "attach",
+            program_id: Some(7),
+            tag,
+            mode: Some("native"),
+            ports: vec![443],
+            since: None,
+            problem: problem.map(str::to_owned),
+            changed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn another_build_is_named_only_when_both_tags_are_known_and_differ() {
+        let own = 0x0123_4567_89ab_cdef;
+        assert_eq!(
+            other_build(&entry(Some(0xfeed), None), Some(&own)).as_deref(),
+            Some("000000000000feed")
+        );
+        assert_eq!(other_build(&entry(Some(own), None), Some(&own)), None);
+        assert_eq!(other_build(&entry(Some(0xfeed), None), None), None);
+        assert_eq!(other_build(&entry(None, None), Some(&own)), None);
+        // Not protected: the problem line says what to do.
+        assert_eq!(
+            other_build(&entry(Some(0xfeed), Some("gone")), Some(&own)),
+            None
+        );
     }
 }

@@ -122,6 +122,35 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
     })
 }
 
+/// Only the interface names of the file at `path`, unchecked against the system: what
+/// `detach --config` needs when an interface is gone or the file was edited since attach.
+pub fn interface_names(path: &Path) -> anyhow::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Names {
+        #[serde(default)]
+        interface: Vec<Named>,
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {} failed", path.display()))?;
+    let names: Names = toml::from_str(&text)
+        .map_err(|error| anyhow!("{}: {}", path.display(), error.to_string().trim_end()))?;
+    if names.interface.is_empty() {
+        bail!(
+            "{}: no [[interface]] table; add one with a name and ports",
+            path.display()
+        );
+    }
+    Ok(names
+        .interface
+        .into_iter()
+        .map(|named| named.name)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

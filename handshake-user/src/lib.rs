@@ -3,9 +3,11 @@
 
 pub mod attach;
 pub mod btf;
+pub mod build_info;
 pub mod config_file;
 pub mod counters;
 pub mod demo;
+pub mod docs;
 pub mod interface;
 pub mod kernel_layout;
 pub mod kernel_tcp;

@@ -5,7 +5,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, config_file, interface,
+    attach, build_info, config_file, interface,
     loader::Mode,
     pins::{DEFAULT_ROOT, PinRoot},
     ports, privileges, run,
@@ -16,7 +16,7 @@ use handshake::{
 #[derive(Parser)]
 #[command(
     name = "handshake",
-    version,
+    version = build_info::VERSION,
     about = "SYN-flood protection at XDP with the kernel's own SYN cookies"
 )]
 struct Cli {
@@ -71,11 +71,19 @@ enum Command {
         #[command(flatten)]
         protect: Protect,
     },
-    /// Remove what `attach` created for an interface.
+    /// Remove what `attach` created for an interface, the interfaces of a config file, or
+    /// every interface attached in this network namespace.
     Detach {
         /// The interface `attach` protects.
+        #[arg(long, required_unless_present_any = ["config", "all"], conflicts_with_all = ["config", "all"])]
+        iface: Option<String>,
+        /// The interfaces this config file names (what `attach --config FILE` attached);
+        /// those not attached are skipped with a note.
+        #[arg(long, conflicts_with = "all")]
+        config: Option<PathBuf>,
+        /// Every interface attached in this network namespace.
         #[arg(long)]
-        iface: String,
+        all: bool,
     },
     /// List the interfaces handshake protects in this network namespace, as the kernel
     /// sees them (attached or by `run`), and those whose protection is gone.
@@ -114,6 +122,10 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         connections: u32,
     },
+    /// Write man pages (DIR/man) and shell completions (DIR/completions) made from this
+    /// command line; `cargo xtask package` runs it.
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -230,10 +242,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             let settings = protect.settings()?.0;
             attach::attach(&pins("attaching XDP")?, &settings)
         }
-        Command::Detach { iface } => {
+        Command::Detach { iface, config, all } => {
             end_quietly_on_broken_pipe();
-            println!("{}", attach::detach(&pins("detaching")?, &iface)?);
-            Ok(())
+            detach(&pins("detaching")?, iface, config, all)
         }
         Command::Status { json } => {
             end_quietly_on_broken_pipe();
@@ -264,7 +275,45 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             tokio::task::LocalSet::new().block_on(&runtime, handshake::metrics::run(root, address))
         }
         Command::Demo { connections } => handshake::demo::run(connections),
+        Command::GenerateDocs { dir } => {
+            use clap::CommandFactory as _;
+            handshake::docs::generate(Cli::command(), &dir)
+        }
     }
+}
+
+/// `detach --iface`, `--config` (systemd's stop: the interfaces the unit attached) or
+/// `--all` (the package's removal: nothing could detach them once the binary is gone).
+fn detach(
+    root: &PinRoot,
+    iface: Option<String>,
+    config: Option<PathBuf>,
+    all: bool,
+) -> anyhow::Result<()> {
+    if let Some(iface) = iface {
+        println!("{}", attach::detach(root, &iface)?);
+        return Ok(());
+    }
+    let ifaces = match config {
+        // Only the names: an interface deleted since attach must not stop its detach.
+        Some(path) => config_file::interface_names(&path)?,
+        None if all => root.interfaces()?,
+        None => bail!("give --iface IF, --config FILE or --all"),
+    };
+    if ifaces.is_empty() {
+        println!(
+            "handshake protects nothing in this network namespace (no attachments in {})",
+            root.path().display()
+        );
+    }
+    for iface in ifaces {
+        if !root.has(&iface)? {
+            println!("handshake is not attached to {iface}; nothing to detach");
+            continue;
+        }
+        println!("{}", attach::detach(root, &iface)?);
+    }
+    Ok(())
 }
 
 /// `handshake run`: everything checked before anything is loaded.

@@ -6,8 +6,11 @@
 //! - `test`:  every test, unit and privileged, as CI runs them; `--kernel 6.1` in a VM;
 //! - `demo`:  a namespace lab with handshake in front of a real service;
 //! - `bench`: the SYN flood lab and the XDP microbenchmarks (BENCH.md);
+//! - `package`: the Debian package (cargo-deb), checked by lintian; `--test` checks its files;
 //! - `lint`:  rustfmt and clippy on both sides.
 
+mod package;
+mod package_vm;
 mod setup;
 mod test;
 mod vm;
@@ -59,6 +62,12 @@ enum Task {
         #[arg(long)]
         micro: bool,
     },
+    /// Build target/debian/handshake_VERSION-1_ARCH.deb (cargo-deb) and run lintian on it.
+    Package {
+        /// Also check every file it holds (`cargo xtask test` does).
+        #[arg(long)]
+        test: bool,
+    },
     /// rustfmt and clippy (-D warnings) over the host crates and the XDP program.
     Lint,
 }
@@ -84,7 +93,19 @@ fn main() -> anyhow::Result<()> {
             }
             let mut command = vec!["test", "--workspace", "--exclude", "handshake-ebpf", "--"];
             command.extend(args.iter().map(String::as_str));
-            test::run(cargo_command(&tools, &command))
+            test::run(cargo_command(&tools, &command))?;
+            // The whole suite includes the package; a filtered run is about other tests.
+            if args.is_empty() {
+                package::check(&package::build(&tools)?)?;
+            }
+            Ok(())
+        }
+        Task::Package { test } => {
+            let deb = package::build(&tools)?;
+            if test {
+                package::check(&deb)?;
+            }
+            Ok(())
         }
         Task::Demo => {
             require_root("the demo creates network namespaces and attaches XDP")?;

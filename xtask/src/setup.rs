@@ -3,7 +3,9 @@
 //! 2. bpf-linker, built once against the nightly's own libLLVM and cached outside the
 //!    clone (`$HANDSHAKE_CACHE`, default `~/.cache/handshake`);
 //! 3. the Debian packages the tests and the demo call (iproute2, ethtool);
-//! 4. for `cargo xtask test --kernel` only: qemu, a Debian kernel and virtme-ng (cached).
+//! 4. for `cargo xtask test --kernel` only: qemu, a Debian kernel and virtme-ng (cached);
+//! 5. for `cargo xtask package` (and the tests of the package): cargo-deb (cached like
+//!    bpf-linker), lintian and dpkg-dev.
 
 use std::{
     env,
@@ -26,6 +28,12 @@ const PACKAGES: [(&str, &str); 3] = [
 
 /// What `cargo xtask bench` adds: the service and the synproxy contender.
 const BENCH_PACKAGES: [(&str, &str); 2] = [("nginx-light", "nginx"), ("nftables", "nft")];
+
+/// What `cargo xtask package` adds: cargo-deb calls dpkg-shlibdeps for the package's
+/// library dependencies; lintian checks the result.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+const PACKAGE_PACKAGES: [(&str, &str); 2] =
+    [("dpkg-dev", "dpkg-shlibdeps"), ("lintian", "lintian")];
 
 /// virtme-ng boots a kernel under qemu with the host's filesystem as the guest's root.
 const VIRTME_NG_VERSION: &str = "1.42";
@@ -66,6 +74,35 @@ pub fn run() -> anyhow::Result<Tools> {
 /// The Debian packages only the benchmark uses, installed when it first runs.
 pub fn bench_packages() -> anyhow::Result<()> {
     debian_packages(&BENCH_PACKAGES)
+}
+
+/// Installs what building and checking the Debian package takes, once; returns the
+/// cargo-deb binary, built into the cache folder (not onto PATH).
+pub fn package_tools() -> anyhow::Result<PathBuf> {
+    debian_packages(&PACKAGE_PACKAGES)?;
+    let root = cache_dir()?.join(format!("cargo-deb-{CARGO_DEB_VERSION}"));
+    let binary = root.join("bin/cargo-deb");
+    if binary.exists()
+        && output(binary.to_str().expect("UTF-8 cache path"), &["--version"])
+            .is_ok_and(|v| v.contains(CARGO_DEB_VERSION))
+    {
+        return Ok(binary);
+    }
+    step(
+        &format!(
+            "building cargo-deb {CARGO_DEB_VERSION} into {} (a few minutes, once)",
+            root.display()
+        ),
+        Command::new("cargo")
+            .args([
+                "install",
+                "--locked",
+                &format!("cargo-deb@{CARGO_DEB_VERSION}"),
+                "--root",
+            ])
+            .arg(&root),
+    )?;
+    Ok(binary)
 }
 
 /// What booting a test VM takes.

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{setup, test::Tally};
+use crate::{package, package_vm, setup, test::Tally};
 
 /// The kernels a VM can boot, each a Debian package family.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -64,7 +64,7 @@ struct TestBinary {
 /// prints the total and fails when a test failed, a binary did not finish, or none ran.
 pub fn run(tools: &setup::Tools, kernel: Kernel, args: &[String]) -> anyhow::Result<()> {
     let vm = setup::vm(kernel.debian_release())?;
-    let binaries = build(tools)?;
+    let mut binaries = build(tools)?;
     let dir = setup::workspace_root().join(format!("target/vm-{}", kernel.name()));
     // A status file left by an earlier run would pass for this run's.
     if dir.exists() {
@@ -72,6 +72,11 @@ pub fn run(tools: &setup::Tools, kernel: Kernel, args: &[String]) -> anyhow::Res
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir_str = dir.to_str().expect("the workspace path is UTF-8");
+    // The whole suite includes the package, installed in the guest; a filtered run is
+    // about other tests.
+    if args.is_empty() {
+        binaries.push(package_test(tools, &dir)?);
+    }
     let script = dir.join("guest.sh");
     fs::write(&script, guest_script(&binaries, args, dir_str))?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
@@ -113,6 +118,26 @@ pub fn run(tools: &setup::Tools, kernel: Kernel, args: &[String]) -> anyhow::Res
         bail!("vng failed with {status}; see its output above");
     }
     tally.require_some()
+}
+
+/// The package built on the host and its install test (package_vm.rs) as a script the
+/// guest runs like a test binary.
+fn package_test(tools: &setup::Tools, dir: &Path) -> anyhow::Result<TestBinary> {
+    let deb = package::build(tools)?;
+    let root = setup::workspace_root();
+    let version = Command::new(root.join("target/release/handshake"))
+        .arg("--version")
+        .output()
+        .context("running target/release/handshake --version failed")?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let script = dir.join("package.sh");
+    fs::write(&script, package_vm::script(&deb, &version))?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+    Ok(TestBinary {
+        name: "xtask/src/package_vm.rs (dpkg -i, attach, status, dpkg -r)".to_owned(),
+        executable: script.display().to_string(),
+        package_dir: root.display().to_string(),
+    })
 }
 
 /// `cargo test --no-run` for the same crates `cargo xtask test` tests; cargo's JSON
