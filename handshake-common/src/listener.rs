@@ -41,9 +41,11 @@ impl Field {
     pub const fn value(&self, raw: u64, signed: bool) -> i64 {
         if self.bits != 0 {
             let value = (raw >> self.shift) & ((1 << self.bits) - 1);
-            // A signed bitfield's top bit is its sign (6.1's 9-bit `hop_limit`: -1 unset).
-            if signed && value >> (self.bits - 1) != 0 {
-                return value as i64 - (1 << self.bits);
+            // A signed bitfield's top bit is its sign (6.1's 9-bit `hop_limit`: -1 unset):
+            // shifted up to bit 63 and back, arithmetically, without a branch.
+            if signed {
+                let unused = 64 - self.bits as u32;
+                return ((value << unused) as i64) >> unused;
             }
             return value as i64;
         }
@@ -316,7 +318,7 @@ pub fn initial_window(
             scaled = clamp;
         }
         let log = ilog2(scaled);
-        wscale = log.saturating_sub(15);
+        wscale = if log > 15 { log - 15 } else { 0 };
         if wscale > MAX_WSCALE {
             wscale = MAX_WSCALE;
         }

@@ -1,10 +1,10 @@
-//! Finding the TCP segment: Ethernet with up to two VLAN tags, then IPv4 (any IHL) or IPv6
-//! (no extension headers), then TCP, with every length checked against the frame and
-//! against the IP header.
+//! Finding the TCP segment: Ethernet (up to two VLAN tags are counted here and lifted out
+//! by vlan.rs before the rest runs), then IPv4 (any IHL) or IPv6 (no extension headers),
+//! then TCP, with every length checked against the frame and against the IP header.
 //!
-//! The link-layer length is a const generic (`L2`: 14, 18 or 22 bytes) rather than a
-//! variable: every later access to the IP header, and the SYN-ACK's rewrite, stays at a
-//! constant offset the verifier can check once per tag count.
+//! The link-layer length is a const generic (`L2`, always 14 since vlan.rs lifts the tags)
+//! rather than a variable: every later access to the IP header, and the SYN-ACK's
+//! rewrite, stays at a constant offset the verifier can check.
 
 use core::ffi::c_void;
 

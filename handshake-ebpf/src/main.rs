@@ -6,6 +6,7 @@
 //! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
 //! - `syn_options.rs` reads the SYN's options (timestamps, and those only the kernel answers);
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
+//! - `vlan.rs`     lifts VLAN tags out for the handling and puts them back;
 //! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
@@ -36,37 +37,53 @@ mod syn;
 mod syn_ack;
 #[cfg(target_arch = "bpf")]
 mod syn_options;
+#[cfg(target_arch = "bpf")]
+mod vlan;
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use aya_ebpf::{
+        bindings::{xdp_action, xdp_md},
+        macros::xdp,
+        programs::XdpContext,
+    };
     use handshake_common::{counters::Counter, tcp};
     use network_types::eth::EthHdr;
 
     use crate::{
         ack,
         calls::{self, Call},
-        headers::{self, Link, Parsed, Segment, VLAN_TAG_LEN},
-        maps, syn,
+        headers::{self, Link, Parsed, Segment},
+        maps, syn, vlan,
     };
 
-    /// One copy of the handling per VLAN tag count, so that every header offset after the
-    /// link layer is a constant (see `headers.rs`).
     #[xdp]
     pub fn handshake(ctx: XdpContext) -> u32 {
         match headers::link(&ctx) {
-            Link::Tags(0) => handle::<{ EthHdr::LEN }>(&ctx),
-            Link::Tags(1) => handle::<{ EthHdr::LEN + VLAN_TAG_LEN }>(&ctx),
-            Link::Tags(2) => handle::<{ EthHdr::LEN + 2 * VLAN_TAG_LEN }>(&ctx),
+            Link::Tags(0) => handle(ctx.ctx),
+            // See vlan.rs: one copy of the handling, for every frame.
+            Link::Tags(tags @ (1 | 2)) => match vlan::lift(&ctx, tags) {
+                Some(lifted) => {
+                    let action = handle(ctx.ctx);
+                    vlan::restore(&ctx, &lifted, action)
+                }
+                None => count(xdp_action::XDP_PASS, Counter::Malformed, None),
+            },
             Link::Tags(_) | Link::Other => count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
             Link::Truncated => count(xdp_action::XDP_PASS, Counter::Malformed, None),
         }
     }
 
-    /// Not inlined: the three copies would otherwise share one stack frame, which with
-    /// the checksum callback's passed the verifier's 512-byte limit.
+    /// A global function (exported, so BTF marks its linkage global): the verifier
+    /// checks it once, on its own, whatever its callers' states, instead of once per
+    /// call site (an untagged frame's, and a tagged one's after vlan.rs lifted its tags).
+    /// Its stack is its own too, which with the checksum callback's must stay within the
+    /// verifier's 512 bytes.
+    #[unsafe(no_mangle)]
     #[inline(never)]
-    fn handle<const L2: usize>(ctx: &XdpContext) -> u32 {
+    pub fn handle(ctx: *mut xdp_md) -> u32 {
+        const L2: usize = EthHdr::LEN;
+        let ctx = &XdpContext::new(ctx);
         calls::count(Call::Subprogram, 1);
         let segment = match headers::parse::<L2>(ctx) {
             Parsed::Tcp(segment) => segment,
