@@ -318,7 +318,7 @@ pub fn initial_window(
             scaled = clamp;
         }
         let log = ilog2(scaled);
-        wscale = if log > 15 { log - 15 } else { 0 };
+        wscale = log.saturating_sub(15);
         if wscale > MAX_WSCALE {
             wscale = MAX_WSCALE;
         }
