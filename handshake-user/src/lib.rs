@@ -5,6 +5,7 @@ pub mod attach;
 pub mod config_file;
 pub mod counters;
 pub mod demo;
+pub mod host;
 pub mod interface;
 pub mod kernel_tcp;
 pub mod lab;

@@ -1,0 +1,9 @@
+//! What the host around an interface does to packets before or after the XDP program,
+//! checked at attach: a port or an interface where handshake's answer would not be the
+//! kernel's is refused, with the fix.
+//!
+//! - `nat_rules.rs`: which TCP ports netfilter's NAT prerouting rules rewrite (nft's JSON);
+//! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not).
+
+pub mod nat;
+pub mod nat_rules;
