@@ -27,6 +27,7 @@ impl Settings {
         let (mss_ipv4, mss_ipv6) = mss::choose(&self.iface, mtu, self.mss)?;
         let mac = interface::ethernet_mac(&self.iface)?;
         let kernel = KernelTcp::read()?;
+        host::vlan_offload::refuse_stripped_tags(&self.iface)?;
         host::nat::refuse_rewritten_ports(&self.ports)?;
         let config = Config {
             mac,

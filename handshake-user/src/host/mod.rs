@@ -3,7 +3,9 @@
 //! kernel's is refused, with the fix.
 //!
 //! - `nat_rules.rs`: which TCP ports netfilter's NAT prerouting rules rewrite (nft's JSON);
-//! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not).
+//! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not);
+//! - `vlan_offload.rs`: refusing an interface that strips the tags of its VLAN devices.
 
 pub mod nat;
 pub mod nat_rules;
+pub mod vlan_offload;
