@@ -32,6 +32,25 @@ fn exec(bed: &Bed, command: &[&str]) {
     bed.lab.exec(&bed.lab.server, command).unwrap();
 }
 
+/// The handle of the last rule of chain `chain` in table `ip nat`: the kernel numbers
+/// handles per table, and 6.1 and 6.18 count differently.
+fn last_rule_handle(bed: &Bed, chain: &str) -> u64 {
+    let text = bed
+        .lab
+        .output(
+            &bed.lab.server,
+            &["nft", "-j", "list", "chain", "ip", "nat", chain],
+        )
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let objects = document["nftables"].as_array().unwrap();
+    objects
+        .iter()
+        .rev()
+        .find_map(|object| object["rule"]["handle"].as_u64())
+        .unwrap_or_else(|| panic!("no rule in chain {chain}: {text}"))
+}
+
 /// A connection to the server's 8080 reaches the container's service, not the server's
 /// own listener on 8080 (docker-proxy's place): the DNAT is real.
 fn assert_dnat_reaches_container(bed: &Bed, container: &Container) {
@@ -94,10 +113,11 @@ fn a_port_an_nft_rule_dnats_is_refused() {
         .concat(),
     );
     assert_dnat_reaches_container(&bed, &container);
+    let handle = last_rule_handle(&bed, "prerouting");
     assert_8080_refused(
         &bed,
         &format!(
-            "handshake: port 8080 is rewritten by netfilter's DNAT rule handle 2 in chain prerouting of table ip nat{WHY} (`nft -a list chain ip nat prerouting` shows the rule)\n"
+            "handshake: port 8080 is rewritten by netfilter's DNAT rule handle {handle} in chain prerouting of table ip nat{WHY} (`nft -a list chain ip nat prerouting` shows the rule)\n"
         ),
     );
 }
@@ -140,10 +160,11 @@ fn a_port_docker_style_iptables_rules_dnat_is_refused() {
         exec(&bed, &[&["iptables", "-t", "nat"][..], rule].concat());
     }
     assert_dnat_reaches_container(&bed, &container);
+    let handle = last_rule_handle(&bed, "DOCKER");
     assert_8080_refused(
         &bed,
         &format!(
-            "handshake: port 8080 is rewritten by netfilter's DNAT rule handle 4 in chain DOCKER of table ip nat (reached from PREROUTING){WHY} (`nft -a list chain ip nat DOCKER` shows the rule)\n"
+            "handshake: port 8080 is rewritten by netfilter's DNAT rule handle {handle} in chain DOCKER of table ip nat (reached from PREROUTING){WHY} (`nft -a list chain ip nat DOCKER` shows the rule)\n"
         ),
     );
 }
