@@ -23,13 +23,33 @@ pub fn mtu(iface: &str) -> anyhow::Result<u32> {
     Ok(unsafe { request.ifr_ifru.ifru_mtu } as u32)
 }
 
+/// One SIOCETHTOOL request about `iface`: `command` points at an ethtool command
+/// structure (include/uapi/linux/ethtool.h) that starts with its ETHTOOL_* word; the kernel
+/// fills in the rest.
+pub fn ethtool(iface: &str, command: *mut libc::c_void, what: &str) -> anyhow::Result<()> {
+    ioctl_with(iface, libc::SIOCETHTOOL, what, |request| {
+        request.ifr_ifru.ifru_data = command.cast();
+    })?;
+    Ok(())
+}
+
 /// One `ifreq` ioctl about `iface` on a datagram socket of the calling thread's namespace.
 fn ioctl(iface: &str, request_code: libc::Ioctl, what: &str) -> anyhow::Result<libc::ifreq> {
+    ioctl_with(iface, request_code, what, |_| {})
+}
+
+fn ioctl_with(
+    iface: &str,
+    request_code: libc::Ioctl,
+    what: &str,
+    fill: impl FnOnce(&mut libc::ifreq),
+) -> anyhow::Result<libc::ifreq> {
     index(iface)?;
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
     for (slot, byte) in request.ifr_name.iter_mut().zip(iface.bytes()) {
         *slot = byte as libc::c_char;
     }
+    fill(&mut request);
     let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if socket < 0 {
         return Err(io::Error::last_os_error().into());

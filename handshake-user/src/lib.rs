@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod counters;
 pub mod demo;
 pub mod docs;
+pub mod host;
 pub mod interface;
 pub mod kernel_layout;
 pub mod kernel_tcp;

@@ -345,7 +345,12 @@ fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {
     let mut pinned = state::protected(root, &iface)?;
     let table = &mut pinned.maps.ports;
     match change {
-        PortsCommand::Add { ports: list, .. } => table.add(&ports::parse_args(&list)?)?,
+        PortsCommand::Add { ports: list, .. } => {
+            let ports = ports::parse_args(&list)?;
+            // What attach refuses, adding refuses too (see host/nat.rs).
+            handshake::host::nat::refuse_rewritten_ports(&ports)?;
+            table.add(&ports)?;
+        }
         PortsCommand::Remove { ports: list, .. } => table.remove(&ports::parse_args(&list)?)?,
         PortsCommand::List { .. } => {}
     }

@@ -154,6 +154,9 @@ pub async fn run(
     interval: Duration,
     metrics_address: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
+    // Before the checks: reading netfilter's rules needs CAP_NET_ADMIN too, and an
+    // unprivileged run should hear "permission denied", not a warning about those rules.
+    crate::privileges::require("loading and attaching XDP")?;
     let (configs, kernel) = validate_all(&all)?;
     let metrics_listener = match metrics_address {
         Some(address) => Some(metrics::bind(address).await?),

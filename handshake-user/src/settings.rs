@@ -4,7 +4,7 @@
 use handshake_common::config::Config;
 
 use crate::{
-    interface,
+    host, interface,
     kernel_tcp::{self, KernelTcp},
     loader::Mode,
     mss,
@@ -27,6 +27,8 @@ impl Settings {
         let (mss_ipv4, mss_ipv6) = mss::choose(&self.iface, mtu, self.mss)?;
         let mac = interface::ethernet_mac(&self.iface)?;
         let kernel = KernelTcp::read()?;
+        host::vlan_offload::refuse_stripped_tags(&self.iface)?;
+        host::nat::refuse_rewritten_ports(&self.ports)?;
         let config = Config {
             mac,
             hop_limit: kernel_tcp::ipv6_hop_limit(&self.iface)?,

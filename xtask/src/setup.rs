@@ -2,7 +2,8 @@
 //! 1. the nightly toolchain's `rust-src` (the XDP program is built with -Z build-std=core);
 //! 2. bpf-linker, built once against the nightly's own libLLVM and cached outside the
 //!    clone (`$HANDSHAKE_CACHE`, default `~/.cache/handshake`);
-//! 3. the Debian packages the tests and the demo call (iproute2, ethtool);
+//! 3. the Debian packages the tests and the demo call (iproute2, ethtool, and nftables and
+//!    iptables for the NAT refusal's rules);
 //! 4. for `cargo xtask test --kernel` only: qemu, a Debian kernel and virtme-ng (cached);
 //! 5. for `cargo xtask package` (and the tests of the package): cargo-deb (cached like
 //!    bpf-linker), lintian and dpkg-dev.
@@ -20,14 +21,18 @@ use anyhow::{Context as _, anyhow, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages and a command each provides.
-const PACKAGES: [(&str, &str); 3] = [
+const PACKAGES: [(&str, &str); 5] = [
     ("iproute2", "ip"),
     ("iproute2", "nstat"),
     ("ethtool", "ethtool"),
+    // handshake reads NAT rules with `nft -j`; tests/nat_ports.rs makes them with both.
+    ("nftables", "nft"),
+    ("iptables", "iptables"),
 ];
 
-/// What `cargo xtask bench` adds: the service and the synproxy contender.
-const BENCH_PACKAGES: [(&str, &str); 2] = [("nginx-light", "nginx"), ("nftables", "nft")];
+/// What `cargo xtask bench` adds: the service (nftables, for the synproxy contender, is
+/// in PACKAGES).
+const BENCH_PACKAGES: [(&str, &str); 1] = [("nginx-light", "nginx")];
 
 /// What `cargo xtask package` adds: cargo-deb calls dpkg-shlibdeps for the package's
 /// library dependencies; lintian checks the result.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bed;
+pub mod container;
 pub mod packet;
 pub mod pinned;
 pub mod protected;

@@ -1,0 +1,11 @@
+//! What the host around an interface does to packets before or after the XDP program,
+//! checked at attach: a port or an interface where handshake's answer would not be the
+//! kernel's is refused, with the fix.
+//!
+//! - `nat_rules.rs`: which TCP ports netfilter's NAT prerouting rules rewrite (nft's JSON);
+//! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not);
+//! - `vlan_offload.rs`: refusing an interface that strips the tags of its VLAN devices.
+
+pub mod nat;
+pub mod nat_rules;
+pub mod vlan_offload;
