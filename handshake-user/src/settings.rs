@@ -35,6 +35,14 @@ impl Settings {
             mss_from_mtu: u8::from(self.mss.is_none()),
             ..kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?
         };
+        let answer = host::route_metrics::Answer {
+            mtu,
+            mss_ipv4,
+            mss_ipv6,
+            ttl: kernel.ttl,
+            hop_limit: config.hop_limit,
+        };
+        host::route_metrics::refuse_route_metrics(&self.iface, answer)?;
         Ok((config, kernel))
     }
 }

@@ -305,22 +305,33 @@ fn status_names_what_changed_on_the_host_since_attach() {
     bed.ok(&ATTACH);
     let fresh = bed.ok(&["status"]);
     assert!(!fresh.contains("STALE"), "{fresh}");
-    // The change that stalls every answered connection: timestamps 2 -> 1.
+    // The namespace's TCP sysctls are read per SYN (kernel_oracle.rs checks the answers):
+    // changing them stales nothing.
     bed.lab
         .sysctl(&bed.lab.server, "net.ipv4.tcp_timestamps", "1")
         .unwrap();
     bed.lab
         .sysctl(&bed.lab.server, "net.ipv4.ip_default_ttl", "99")
         .unwrap();
+    let followed = bed.ok(&["status"]);
+    assert!(!followed.contains("STALE"), "{followed}");
+    // The interface's IPv6 hop limit is what the program was given at attach.
+    bed.lab
+        .sysctl(
+            &bed.lab.server,
+            &format!("net.ipv6.conf.{SERVER_IFACE}.hop_limit"),
+            "99",
+        )
+        .unwrap();
     let status = bed.ok(&["status"]);
     let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
     let stale = format!(
-        "{SERVER_IFACE}: STALE: changed since attach: net.ipv4.tcp_timestamps, net.ipv4.ip_default_ttl; SYN-ACKs are still cut to the old values and may differ from the kernel's; run `{handshake} detach --iface {SERVER_IFACE}` and `{handshake} attach --iface {SERVER_IFACE} --ports 8080`"
+        "{SERVER_IFACE}: STALE: changed since attach: the interface's IPv6 hop_limit; SYN-ACKs are still cut to the old values and may differ from the kernel's; run `{handshake} detach --iface {SERVER_IFACE}` and `{handshake} attach --iface {SERVER_IFACE} --ports 8080`"
     );
     assert!(status.lines().any(|line| line == stale), "{status}");
     let json: Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
     assert_eq!(
         json["interfaces"][0]["changed_since_attach"],
-        serde_json::json!(["net.ipv4.tcp_timestamps", "net.ipv4.ip_default_ttl"])
+        serde_json::json!(["the interface's IPv6 hop_limit"])
     );
 }

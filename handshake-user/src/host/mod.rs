@@ -4,8 +4,10 @@
 //!
 //! - `nat_rules.rs`: which TCP ports netfilter's NAT prerouting rules rewrite (nft's JSON);
 //! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not);
-//! - `vlan_offload.rs`: refusing an interface that strips the tags of its VLAN devices.
+//! - `vlan_offload.rs`: refusing an interface that strips the tags of its VLAN devices;
+//! - `route_metrics.rs`: refusing an interface whose routes' metrics change the SYN-ACK.
 
 pub mod nat;
 pub mod nat_rules;
+pub mod route_metrics;
 pub mod vlan_offload;
