@@ -43,6 +43,26 @@ pub fn change_list(
     let _lock = root.lock()?;
     let mut pinned = state::protected(root, iface)?;
     let maps = &mut pinned.maps;
+    // The refusals source_lists makes too, here with the commands for this interface.
+    if let Change::Add(prefixes) = &change {
+        let other = maps.sources.tries(list.other()).prefixes()?;
+        if let Some(both) = prefixes.iter().find(|prefix| other.contains(prefix)) {
+            bail!(
+                "{both} is on the {} list of {iface}; one prefix cannot be on both: {} first; nothing changed",
+                list.other(),
+                root.command(&format!("{} remove --iface {iface} {both}", list.other()))
+            );
+        }
+    }
+    if let Change::Remove(prefixes) = &change {
+        let current = maps.sources.tries(list).prefixes()?;
+        if let Some(missing) = prefixes.iter().find(|prefix| !current.contains(prefix)) {
+            bail!(
+                "{missing} is not on the {list} list of {iface}; nothing removed; {} shows it",
+                root.command(&format!("{list} list --iface {iface}"))
+            );
+        }
+    }
     let done = match &change {
         Change::Add(prefixes) => {
             let added = source_lists::add(maps, list, prefixes)?;

@@ -36,7 +36,7 @@ impl List {
         }
     }
 
-    fn other(self) -> List {
+    pub fn other(self) -> List {
         match self {
             List::Allow => List::Deny,
             List::Deny => List::Allow,
