@@ -29,12 +29,30 @@ pub struct Config {
     /// 1: no `--mss`; the MSS follows the interface's MTU as the kernel's
     /// `ipv4_default_advmss` / `ip6_default_advmss` derive it, read per SYN.
     pub mss_from_mtu: u8,
-    pub _pad: [u8; 3],
+    /// Which source lists hold a prefix (`LIST_*` bits): the program looks up only those,
+    /// so an empty list costs no helper call (an LPM lookup is one, ~40 ns on AMD hosts
+    /// with return thunks). The loader sets a bit after the list's first prefix is in and
+    /// clears it when the list is empty.
+    pub lists: u8,
+    /// 1: dry run. Every verdict is decided and counted as it would be, and every packet
+    /// passes: no SYN is rewritten into a SYN-ACK, nothing is dropped.
+    pub dry_run: u8,
+    pub _pad: [u8; 1],
 }
 
 /// The default of `Config::flood_syn_acks`: far above what a server's real clients
 /// open per CPU, far below what even a small SYN flood sends.
 pub const DEFAULT_FLOOD_SYN_ACKS: u32 = 1000;
+
+/// `Config::lists` bits: which source list of which family holds at least one prefix.
+pub const LIST_ALLOW_V4: u8 = 1 << 0;
+pub const LIST_ALLOW_V6: u8 = 1 << 1;
+pub const LIST_DENY_V4: u8 = 1 << 2;
+pub const LIST_DENY_V6: u8 = 1 << 3;
+
+/// Prefixes one source list holds per family (`ALLOW_V4`, `ALLOW_V6`, `DENY_V4`,
+/// `DENY_V6` LPM tries). The tries are not preallocated: an empty one costs no memory.
+pub const LIST_ENTRIES: u32 = 1 << 17;
 
 pub const MODE_NATIVE: u8 = 1;
 pub const MODE_GENERIC: u8 = 2;

@@ -60,9 +60,16 @@ pub enum Counter {
     PassedNotTcp,
     /// Truncated or inconsistent headers: passed untouched for the kernel to judge.
     Malformed,
+    /// TCP to a protected port from a source on the allow list (health checkers, load
+    /// balancers): passed untouched, whatever its flags; the kernel answers it as if
+    /// handshake were not there.
+    PassedAllowed,
+    /// TCP to a protected port from a source on the deny list: dropped, whatever its
+    /// flags (connections from there stop too).
+    DroppedDenied,
 }
 
-pub const COUNTER_COUNT: u32 = Counter::Malformed as u32 + 1;
+pub const COUNTER_COUNT: u32 = Counter::DroppedDenied as u32 + 1;
 
 /// The verdicts also counted per protected port, in the `PORT_COUNTERS` per-CPU array
 /// (indexed by the port's slot, see `config::PORTS_LEN`).
@@ -187,6 +194,16 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
         Counter::Malformed,
         "malformed",
         "truncated or inconsistent headers, passed",
+    ),
+    (
+        Counter::PassedAllowed,
+        "passed_allowed",
+        "TCP to protected ports from a source on the allow list, passed untouched",
+    ),
+    (
+        Counter::DroppedDenied,
+        "dropped_denied",
+        "TCP to protected ports from a source on the deny list, dropped",
     ),
 ];
 

@@ -34,6 +34,15 @@ pub fn ip_header<const L2: usize>(ctx: &XdpContext, family: Family) -> Option<(*
     }
 }
 
+/// An IPv6 address as four words, read one word at a time (a 16-byte array copy would be
+/// a `memmove` call, a BPF-to-BPF call).
+#[inline(always)]
+pub fn words(address: &[u8; 16]) -> [u32; 4] {
+    let word =
+        |i: usize| u32::from_ne_bytes([address[i], address[i + 1], address[i + 2], address[i + 3]]);
+    [word(0), word(4), word(8), word(12)]
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     Ipv4,

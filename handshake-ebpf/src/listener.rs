@@ -19,7 +19,7 @@ use network_types::{
 
 use crate::{
     calls::{self, Call},
-    headers::{Family, Segment, ptr_at},
+    headers::{Family, Segment, ptr_at, words},
 };
 
 /// The socket the kernel would deliver this segment to.
@@ -90,15 +90,6 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     }
     release(sk);
     Socket::Connection
-}
-
-/// An IPv6 address as the tuple's four words, read one word at a time (a 16-byte array
-/// copy would be a `memmove` call).
-#[inline(always)]
-fn words(address: &[u8; 16]) -> [u32; 4] {
-    let word =
-        |i: usize| u32::from_ne_bytes([address[i], address[i + 1], address[i + 2], address[i + 3]]);
-    [word(0), word(4), word(8), word(12)]
 }
 
 /// Every socket the lookup returned holds a reference the verifier makes us give back.

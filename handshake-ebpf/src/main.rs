@@ -10,6 +10,8 @@
 //! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
+//! - `sources.rs`  looks the source up in the operator's allow and deny lists;
+//! - `dry_run.rs`  passes what would be sent or dropped, in dry run;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
 //! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -22,6 +24,8 @@ mod calls;
 #[cfg(target_arch = "bpf")]
 mod checksum;
 #[cfg(target_arch = "bpf")]
+mod dry_run;
+#[cfg(target_arch = "bpf")]
 mod flood;
 #[cfg(target_arch = "bpf")]
 mod headers;
@@ -31,6 +35,8 @@ mod listener;
 mod listener_settings;
 #[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod sources;
 #[cfg(target_arch = "bpf")]
 mod syn;
 #[cfg(target_arch = "bpf")]
@@ -53,8 +59,11 @@ mod program {
     use crate::{
         ack,
         calls::{self, Call},
+        dry_run,
         headers::{self, Link, Parsed, Segment},
-        maps, syn, vlan,
+        maps,
+        sources::{self, Listed},
+        syn, vlan,
     };
 
     #[xdp]
@@ -93,8 +102,17 @@ mod program {
         let Some(slot) = maps::protected_slot(segment.dest_port) else {
             return count(xdp_action::XDP_PASS, Counter::PassedUnprotected, None);
         };
-        let (action, counter) = decide::<L2>(ctx, &segment);
-        count(action, counter, Some(slot))
+        // The lists are asked only here, after the port: other traffic pays nothing.
+        let listed = match maps::config() {
+            Some(config) => sources::listed::<L2>(ctx, &segment, config),
+            None => Listed::Neither,
+        };
+        let (action, counter) = match listed {
+            Listed::Allowed => (xdp_action::XDP_PASS, Counter::PassedAllowed),
+            Listed::Denied => (xdp_action::XDP_DROP, Counter::DroppedDenied),
+            Listed::Neither => decide::<L2>(ctx, &segment),
+        };
+        count(dry_run::enforce(action), counter, Some(slot))
     }
 
     #[inline(always)]

@@ -93,6 +93,10 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
             return (xdp_action::XDP_PASS, Counter::SynPassedError);
         }
     };
+    // Dry run: counted as answered, passed as it came (see dry_run.rs).
+    if config.dry_run != 0 {
+        return (xdp_action::XDP_PASS, Counter::SynAckSent);
+    }
     if syn_ack::rewrite::<L2>(ctx, segment, config, &settings, &options, &cookie).is_err() {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
     }

@@ -22,6 +22,7 @@ use crate::{
     ports,
     run::{prepare, validate_all},
     settings::Settings,
+    source_lists::List,
     state::{self, Inspected, Pinned},
 };
 
@@ -47,10 +48,15 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
         match attach_one(root, settings, config) {
             Ok(mode) => {
                 done.push(format!(
-                    "handshake protects TCP ports {} on {} ({} XDP), pinned in {}; {} removes it",
+                    "handshake protects TCP ports {} on {} ({} XDP{}), pinned in {}; {} removes it",
                     ports::join(&settings.ports),
                     settings.iface,
                     mode.name(),
+                    if settings.dry_run {
+                        ", DRY RUN: verdicts counted, every packet passed"
+                    } else {
+                        ""
+                    },
                     root.iface_dir(&settings.iface).display(),
                     root.command(&format!("detach --iface {}", settings.iface))
                 ));
@@ -186,6 +192,11 @@ struct Entry {
     problem: Option<String>,
     /// What changed on the host since attach (`Pinned::changed_since_attach`).
     changed: Vec<&'static str>,
+    /// Whether it counts verdicts without enforcing them (`handshake dry-run`).
+    dry_run: Option<bool>,
+    /// How many prefixes the allow and deny lists hold.
+    allow: Option<usize>,
+    deny: Option<usize>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -205,6 +216,9 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
                 .filter(|_| inspected.problem().is_none())
                 .map(Pinned::changed_since_attach)
                 .unwrap_or_default(),
+            dry_run: pinned.and_then(Pinned::dry_run),
+            allow: pinned.and_then(|pinned| pinned.list_len(List::Allow)),
+            deny: pinned.and_then(|pinned| pinned.list_len(List::Deny)),
             iface,
         };
         entries.push(entry);
@@ -221,6 +235,9 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             since: None,
             problem: None,
             changed: Vec::new(),
+            dry_run: None,
+            allow: None,
+            deny: None,
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -268,6 +285,22 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
             ),
         };
         let _ = writeln!(text, "{line}");
+        if entry.problem.is_none() && entry.dry_run == Some(true) {
+            let _ = writeln!(
+                text,
+                "{iface}: DRY RUN: every verdict is counted, every packet passes to the kernel; {} enforces",
+                root.command(&format!("dry-run --iface {iface} off"))
+            );
+        }
+        if let (Some(allow), Some(deny)) = (entry.allow, entry.deny)
+            && allow + deny > 0
+        {
+            let _ = writeln!(
+                text,
+                "{iface}: sources: allow list {allow} prefixes, deny list {deny} prefixes; {} shows them",
+                root.command(&format!("allow|deny list --iface {iface}"))
+            );
+        }
         if let Some(other) = other_build(entry, own.as_ref()) {
             let _ = writeln!(
                 text,
@@ -326,6 +359,9 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "ports": entry.ports,
                 "attached_seconds_ago": entry.since.map(seconds_ago),
                 "changed_since_attach": entry.changed,
+                "dry_run": entry.dry_run,
+                "allow_prefixes": entry.allow,
+                "deny_prefixes": entry.deny,
             })
         })
         .collect();
@@ -389,6 +425,9 @@ mod tests {
             since: None,
             problem: problem.map(str::to_owned),
             changed: Vec::new(),
+            dry_run: Some(false),
+            allow: Some(0),
+            deny: Some(0),
         }
     }
 

@@ -10,6 +10,9 @@
 //! xdp_mode = "auto"              # native | generic | auto (default)
 //! mss = 1460                     # optional; default from the MTU
 //! timestamps = false             # optional; needs net.ipv4.tcp_timestamps=2
+//! allow = ["203.0.113.0/24"]     # optional: sources passed untouched
+//! deny = ["2001:db8::/32"]       # optional: sources dropped
+//! dry_run = false                # optional: count every verdict, pass every packet
 //! ```
 
 use std::{fs, net::SocketAddr, path::Path};
@@ -18,7 +21,7 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{loader::Mode, ports, settings::Settings};
+use crate::{loader::Mode, ports, prefix::Prefix, settings::Settings};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +40,12 @@ struct Interface {
     mss: Option<Spanned<u32>>,
     #[serde(default)]
     timestamps: bool,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// `80` or `"8000-8010"` (a string also takes a list: `"80,443"`).
@@ -104,12 +113,25 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
                 "line {at}, key interface.ports: interface {name} protects no port; list at least one"
             );
         }
+        let prefixes = |key: &str, items: &[Spanned<String>]| -> anyhow::Result<Vec<Prefix>> {
+            items
+                .iter()
+                .map(|item| {
+                    item.get_ref().parse::<Prefix>().map_err(|reason| {
+                        anyhow!("line {}, key interface.{key}: {reason}", line(item.span()))
+                    })
+                })
+                .collect()
+        };
         let settings = Settings {
             iface: name.clone(),
             ports,
             mode: entry.xdp_mode.unwrap_or(Mode::Auto),
             mss: entry.mss.as_ref().map(|mss| *mss.get_ref()),
             timestamps: entry.timestamps,
+            allow: prefixes("allow", &entry.allow)?,
+            deny: prefixes("deny", &entry.deny)?,
+            dry_run: entry.dry_run,
         };
         settings
             .validate()
@@ -191,6 +213,16 @@ mod tests {
         assert_eq!(
             error("[[interface]]\nname = \"../x\"\nports = [80]\n"),
             "line 2, interface ../x: \"../x\" is not an interface name (1 to 15 characters, no '/', ':' or spaces); `ip link` lists interfaces"
+        );
+        assert_eq!(
+            error(
+                "[[interface]]\nname = \"lo\"\nports = [80]\nallow = [\"198.18.0.0/24\",\n  \"198.18.1.1/24\"]\n"
+            ),
+            "line 5, key interface.allow: 198.18.1.1/24 has host bits set past /24; give the network, 198.18.1.0/24, or the host, 198.18.1.1/32"
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"lo\"\nports = [80]\ndeny = [\"foo\"]\n"),
+            "line 4, key interface.deny: \"foo\" is not an IPv4 or IPv6 prefix; give ADDRESS/LENGTH like 203.0.113.0/24 or 2001:db8::/32, or one address"
         );
         assert_eq!(
             error("[[interface]]\nname = \"nosuch0\"\nports = [80]\n"),

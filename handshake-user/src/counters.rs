@@ -64,8 +64,12 @@ mod tests {
             format!("{:<24}{:>14}{:>12}", "syn_ack_sent", 30, 15)
         );
         assert_eq!(
-            lines[COUNTER_COUNT as usize],
+            lines[1 + Counter::Malformed as usize],
             format!("{:<24}{:>14}{:>12}", "malformed", 2, 1)
+        );
+        assert_eq!(
+            lines[COUNTER_COUNT as usize],
+            format!("{:<24}{:>14}{:>12}", "dropped_denied", 0, 0)
         );
         assert_eq!(now.syns(), 30);
         assert_eq!(now.total(), 32);

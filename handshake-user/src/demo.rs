@@ -34,6 +34,9 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
             mode: Mode::Native,
             mss: None,
             timestamps: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            dry_run: false,
         };
         let (config, kernel) = settings.validate()?;
         for line in kernel.describe() {

@@ -5,11 +5,12 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, build_info, config_file, interface,
+    attach, build_info, config_file, interface, live,
     loader::Mode,
     pins::{DEFAULT_ROOT, PinRoot},
-    ports, privileges, run,
+    ports, prefix, privileges, run,
     settings::Settings,
+    source_lists::List,
     state, stats,
 };
 
@@ -47,9 +48,20 @@ struct Protect {
     /// net.ipv4.tcp_timestamps=2).
     #[arg(long)]
     timestamps: bool,
-    /// A TOML file naming interfaces, ports, MSS, timestamps and the metrics address,
-    /// instead of the flags above.
-    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps"])]
+    /// Sources whose TCP to the protected ports passes untouched (prefixes, comma-separated:
+    /// 203.0.113.0/24,2001:db8::/32).
+    #[arg(long, value_name = "PREFIXES")]
+    allow: Vec<String>,
+    /// Sources whose TCP to the protected ports is dropped (prefixes, comma-separated).
+    #[arg(long, value_name = "PREFIXES")]
+    deny: Vec<String>,
+    /// Count every verdict but pass every packet (also for each interface of --config);
+    /// `handshake dry-run --iface IF off` enforces.
+    #[arg(long)]
+    dry_run: bool,
+    /// A TOML file naming interfaces, ports, MSS, timestamps, source lists and the metrics
+    /// address, instead of the flags above.
+    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps", "allow", "deny"])]
     config: Option<PathBuf>,
 }
 
@@ -96,6 +108,25 @@ enum Command {
     Ports {
         #[command(subcommand)]
         change: PortsCommand,
+    },
+    /// Sources whose TCP to the protected ports passes untouched (health checkers, load
+    /// balancers), live.
+    Allow {
+        #[command(subcommand)]
+        change: ListCommand,
+    },
+    /// Sources whose TCP to the protected ports is dropped, live.
+    Deny {
+        #[command(subcommand)]
+        change: ListCommand,
+    },
+    /// Switch dry run on (count every verdict, pass every packet) or off, live.
+    DryRun {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        #[arg(value_enum)]
+        state: Switch,
     },
     /// Counters of attached interfaces: totals and rates, per interface and port.
     Stats {
@@ -156,11 +187,57 @@ enum PortsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ListCommand {
+    /// Add prefixes (those already there stay).
+    Add {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// A file of prefixes, one per line (`#` comments): for long lists.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Prefixes or addresses, separated by spaces or commas (e.g. 203.0.113.0/24
+        /// 2001:db8::/32).
+        #[arg(required_unless_present = "file")]
+        prefixes: Vec<String>,
+    },
+    /// Remove prefixes.
+    Remove {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// A file of prefixes, one per line (`#` comments).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Prefixes, separated by spaces or commas, exactly as listed.
+        #[arg(required_unless_present = "file")]
+        prefixes: Vec<String>,
+    },
+    /// Show the prefixes, one per line.
+    List {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
 impl Protect {
     /// The interfaces to protect, and a metrics address from the config file.
     fn settings(self) -> anyhow::Result<(Vec<Settings>, Option<SocketAddr>)> {
         if let Some(path) = self.config {
-            let file = config_file::load(&path)?;
+            let mut file = config_file::load(&path)?;
+            if self.dry_run {
+                file.interfaces
+                    .iter_mut()
+                    .for_each(|iface| iface.dry_run = true);
+            }
             return Ok((file.interfaces, file.metrics));
         }
         let (Some(iface), Some(ports)) = (self.iface, self.ports) else {
@@ -173,6 +250,9 @@ impl Protect {
             mode: self.xdp_mode,
             mss: self.mss,
             timestamps: self.timestamps,
+            allow: prefix::parse_all(self.allow.iter().map(String::as_str))?,
+            deny: prefix::parse_all(self.deny.iter().map(String::as_str))?,
+            dry_run: self.dry_run,
         };
         Ok((vec![settings], None))
     }
@@ -259,6 +339,23 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Ports { change } => {
             end_quietly_on_broken_pipe();
             change_ports(&pins("reading and changing the pinned maps")?, change)
+        }
+        Command::Allow { change } => {
+            end_quietly_on_broken_pipe();
+            change_list(&pins("changing the pinned maps")?, List::Allow, change)
+        }
+        Command::Deny { change } => {
+            end_quietly_on_broken_pipe();
+            change_list(&pins("changing the pinned maps")?, List::Deny, change)
+        }
+        Command::DryRun { iface, state } => {
+            end_quietly_on_broken_pipe();
+            let root = pins("changing the pinned maps")?;
+            println!(
+                "{}",
+                live::dry_run(&root, &iface, matches!(state, Switch::On))?
+            );
+            Ok(())
         }
         Command::Stats { iface, watch, json } => {
             end_quietly_on_broken_pipe();
@@ -358,5 +455,30 @@ fn change_ports(root: &PinRoot, change: PortsCommand) -> anyhow::Result<()> {
         "{iface}: protected ports {}",
         ports::join(table.list()?.keys())
     );
+    Ok(())
+}
+
+/// `allow` and `deny`: every prefix is checked before the pins are touched.
+fn change_list(root: &PinRoot, list: List, command: ListCommand) -> anyhow::Result<()> {
+    let (iface, change) = match command {
+        ListCommand::Add {
+            iface,
+            file,
+            prefixes,
+        } => (
+            iface,
+            live::Change::Add(live::prefixes(&prefixes, file.as_ref())?),
+        ),
+        ListCommand::Remove {
+            iface,
+            file,
+            prefixes,
+        } => (
+            iface,
+            live::Change::Remove(live::prefixes(&prefixes, file.as_ref())?),
+        ),
+        ListCommand::List { iface } => (iface, live::Change::Show),
+    };
+    println!("{}", live::change_list(root, &iface, list, change)?);
     Ok(())
 }

@@ -6,14 +6,18 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, PerCpuArray},
+    maps::{Array, LpmTrie, Map, MapData, PerCpuArray},
 };
 use handshake_common::{
     config::{CONFIG_KEY, Config},
     counters::COUNTER_COUNT,
 };
 
-use crate::{counters::Snapshot, port_table::PortTable};
+use crate::{
+    counters::Snapshot,
+    port_table::PortTable,
+    source_lists::{SourceLists, Tries},
+};
 
 /// Map names in the object (handshake-ebpf/src/maps.rs), also their pin file names.
 const CONFIG: &str = "CONFIG";
@@ -21,12 +25,27 @@ const PORTS: &str = "PORTS";
 const SLOT_PORTS: &str = "SLOT_PORTS";
 const PORT_COUNTERS: &str = "PORT_COUNTERS";
 const COUNTERS: &str = "COUNTERS";
-pub const NAMES: [&str; 5] = [CONFIG, PORTS, SLOT_PORTS, PORT_COUNTERS, COUNTERS];
+const ALLOW_V4: &str = "ALLOW_V4";
+const ALLOW_V6: &str = "ALLOW_V6";
+const DENY_V4: &str = "DENY_V4";
+const DENY_V6: &str = "DENY_V6";
+pub const NAMES: [&str; 9] = [
+    CONFIG,
+    PORTS,
+    SLOT_PORTS,
+    PORT_COUNTERS,
+    COUNTERS,
+    ALLOW_V4,
+    ALLOW_V6,
+    DENY_V4,
+    DENY_V6,
+];
 
 pub struct Maps {
     config: Array<MapData, Config>,
     pub ports: PortTable,
     counters: PerCpuArray<MapData, u64>,
+    pub sources: SourceLists,
 }
 
 impl Maps {
@@ -70,7 +89,17 @@ impl Maps {
 
     /// The maps in `NAMES` order.
     fn from_maps(maps: Vec<Map>) -> anyhow::Result<Self> {
-        let [config, ports, slot_ports, port_counters, counters]: [Map; 5] = maps
+        let [
+            config,
+            ports,
+            slot_ports,
+            port_counters,
+            counters,
+            allow_v4,
+            allow_v6,
+            deny_v4,
+            deny_v6,
+        ]: [Map; 9] = maps
             .try_into()
             .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
         Ok(Self {
@@ -81,6 +110,16 @@ impl Maps {
                 PerCpuArray::try_from(port_counters)?,
             ),
             counters: PerCpuArray::try_from(counters)?,
+            sources: SourceLists {
+                allow: Tries {
+                    v4: LpmTrie::try_from(allow_v4)?,
+                    v6: LpmTrie::try_from(allow_v6)?,
+                },
+                deny: Tries {
+                    v4: LpmTrie::try_from(deny_v4)?,
+                    v6: LpmTrie::try_from(deny_v6)?,
+                },
+            },
         })
     }
 

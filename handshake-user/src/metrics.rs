@@ -44,6 +44,17 @@ pub fn render(samples: &[Sample], gone: &[Gone]) -> anyhow::Result<String> {
             .get_or_create(&vec![("iface".to_owned(), iface.clone())])
             .set(value);
     }
+    let dry_run = Family::<Labels, Gauge>::default();
+    for sample in samples {
+        dry_run
+            .get_or_create(&vec![("iface".to_owned(), sample.iface.clone())])
+            .set(i64::from(sample.dry_run));
+    }
+    registry.register(
+        "handshake_dry_run",
+        "1 while the interface is in dry run: every verdict counted, every packet passed",
+        dry_run,
+    );
     registry.register(
         "handshake_protected",
         "1 while the interface runs handshake's XDP program; 0 when its pins protect nothing (interface recreated, link detached)",
@@ -233,6 +244,7 @@ mod tests {
                 iface: iface.to_owned(),
                 counters: Snapshot::default(),
                 ports: ports.clone(),
+                dry_run: false,
             })
             .collect();
         let gone = [Gone {

@@ -20,6 +20,7 @@ use crate::{
     loader::{Handshake, Mode},
     metrics, ports,
     settings::Settings,
+    source_lists::{self, List},
     stats::{Gone, Sample},
 };
 
@@ -33,6 +34,8 @@ pub fn prepare(
     let mut handshake = Handshake::load_with_pins(pin_dir)?;
     handshake.set_config(config)?;
     handshake.set_ports(&settings.ports)?;
+    source_lists::add(&mut handshake.maps, List::Allow, &settings.allow)?;
+    source_lists::add(&mut handshake.maps, List::Deny, &settings.deny)?;
     Ok(handshake)
 }
 
@@ -74,6 +77,7 @@ impl Running {
                     iface: protected.iface.clone(),
                     counters: protected.handshake.counters()?,
                     ports: protected.handshake.maps.ports.counters()?,
+                    dry_run: protected.handshake.maps.config()?.dry_run != 0,
                 })
             })
             .collect()
@@ -174,10 +178,15 @@ pub async fn run(
         loggers.push(handshake.take_logger()?);
         let mode = handshake.attach(&settings.iface, settings.mode)?;
         done.push(format!(
-            "handshake protects TCP ports {} on {} ({} XDP); Ctrl-C or SIGTERM detaches",
+            "handshake protects TCP ports {} on {} ({} XDP{}); Ctrl-C or SIGTERM detaches",
             ports::join(&settings.ports),
             settings.iface,
-            mode.name()
+            mode.name(),
+            if settings.dry_run {
+                ", DRY RUN: verdicts counted, every packet passed"
+            } else {
+                ""
+            }
         ));
         running.interfaces.push(Protected {
             iface: settings.iface.clone(),

@@ -8,6 +8,7 @@ use crate::{
     kernel_tcp::{self, KernelTcp},
     loader::Mode,
     mss,
+    prefix::Prefix,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +18,22 @@ pub struct Settings {
     pub mode: Mode,
     pub mss: Option<u32>,
     pub timestamps: bool,
+    /// Sources whose TCP to the protected ports passes untouched, and is dropped.
+    pub allow: Vec<Prefix>,
+    pub deny: Vec<Prefix>,
+    /// Count every verdict, pass every packet.
+    pub dry_run: bool,
 }
 
 impl Settings {
     /// The program's configuration for this interface in the calling thread's namespace,
     /// or the first thing wrong with the settings.
     pub fn validate(&self) -> anyhow::Result<(Config, KernelTcp)> {
+        if let Some(both) = self.allow.iter().find(|prefix| self.deny.contains(prefix)) {
+            anyhow::bail!(
+                "{both} is on both the allow and the deny list; one prefix cannot be on both: keep it on one"
+            );
+        }
         let mtu = interface::mtu(&self.iface)?;
         let (mss_ipv4, mss_ipv6) = mss::choose(&self.iface, mtu, self.mss)?;
         let mac = interface::ethernet_mac(&self.iface)?;
@@ -33,6 +44,7 @@ impl Settings {
             mac,
             hop_limit: kernel_tcp::ipv6_hop_limit(&self.iface)?,
             mss_from_mtu: u8::from(self.mss.is_none()),
+            dry_run: u8::from(self.dry_run),
             ..kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?
         };
         let answer = host::route_metrics::Answer {

@@ -18,6 +18,7 @@ use crate::{
     pins::{self, PinRoot},
     ports,
     settings::Settings,
+    source_lists::List,
 };
 
 /// An attachment's pins, opened.
@@ -145,6 +146,9 @@ impl Pinned {
             mode: Mode::Auto,
             mss: None,
             timestamps: false,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            dry_run: false,
         };
         let Ok((now, _)) = settings.validate() else {
             return Vec::new();
@@ -162,6 +166,21 @@ impl Pinned {
         .into_iter()
         .filter_map(|(changed, what)| changed.then_some(what))
         .collect()
+    }
+
+    /// Whether the program counts without enforcing; `None` when CONFIG cannot be read.
+    pub fn dry_run(&self) -> Option<bool> {
+        self.maps.config().ok().map(|config| config.dry_run != 0)
+    }
+
+    /// How many prefixes `list` holds.
+    pub fn list_len(&self, list: List) -> Option<usize> {
+        self.maps
+            .sources
+            .tries(list)
+            .prefixes()
+            .ok()
+            .map(|p| p.len())
     }
 
     pub fn ports(&self) -> Vec<u16> {

@@ -23,6 +23,8 @@ pub struct Sample {
     pub iface: String,
     pub counters: Snapshot,
     pub ports: BTreeMap<u16, PortCounters>,
+    /// Verdicts counted, not enforced (`handshake dry-run`).
+    pub dry_run: bool,
 }
 
 /// An attached interface whose pins protect nothing any more, and why.
@@ -57,6 +59,7 @@ fn sample_of(pinned: &Pinned) -> anyhow::Result<Sample> {
         iface: pinned.iface.clone(),
         counters: pinned.maps.counters()?,
         ports: pinned.maps.ports.counters()?,
+        dry_run: pinned.maps.config()?.dry_run != 0,
     })
 }
 
@@ -83,7 +86,15 @@ pub fn table(now: &[Sample], earlier: &[Sample], seconds: f64) -> String {
     let mut text = String::new();
     for sample in now {
         let before = earlier_of(earlier, &sample.iface);
-        let _ = writeln!(text, "{}", sample.iface);
+        if sample.dry_run {
+            let _ = writeln!(
+                text,
+                "{}: DRY RUN: counted as they would be, every packet passed",
+                sample.iface
+            );
+        } else {
+            let _ = writeln!(text, "{}", sample.iface);
+        }
         text.push_str(&sample.counters.table(
             &before.map_or_else(Snapshot::default, |b| b.counters),
             seconds,
@@ -153,7 +164,7 @@ pub fn to_json(now: &[Sample], earlier: &[Sample], seconds: f64) -> Value {
                     Value::Object(entry)
                 })
                 .collect();
-            json!({"iface": sample.iface, "counters": counters, "ports": ports})
+            json!({"iface": sample.iface, "dry_run": sample.dry_run, "counters": counters, "ports": ports})
         })
         .collect();
     json!({"interval_seconds": seconds, "interfaces": interfaces})

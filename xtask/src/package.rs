@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail, ensure};
 use crate::setup;
 
 /// Every file the package installs, with its mode as `dpkg-deb -c` prints it.
-const FILES: [(&str, &str); 22] = [
+const FILES: [(&str, &str); 31] = [
     ("-rw-r--r--", "./etc/handshake/handshake.toml"),
     ("-rw-r--r--", "./usr/lib/systemd/system/handshake.service"),
     ("-rwxr-xr-x", "./usr/sbin/handshake"),
@@ -32,9 +32,33 @@ const FILES: [(&str, &str); 22] = [
         "-rw-r--r--",
         "./usr/share/fish/vendor_completions.d/handshake.fish",
     ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-allow-add.8.gz",
+    ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-allow-list.8.gz",
+    ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-allow-remove.8.gz",
+    ),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-allow.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-attach.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-demo.8.gz"),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-deny-add.8.gz"),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-deny-list.8.gz",
+    ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-deny-remove.8.gz",
+    ),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-deny.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-detach.8.gz"),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-dry-run.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-metrics.8.gz"),
     (
         "-rw-r--r--",

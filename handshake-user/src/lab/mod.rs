@@ -147,6 +147,9 @@ impl Lab {
                 mode: Mode::Native,
                 mss: None,
                 timestamps: timestamps_mode,
+                allow: Vec::new(),
+                deny: Vec::new(),
+                dry_run: false,
             };
             let (config, _) = settings.validate()?;
             let mut handshake = Handshake::load()?;
