@@ -31,7 +31,12 @@ pub struct Tags {
 /// `headers::link` counted the tags) or the kernel refused to move its start.
 #[inline(always)]
 pub fn lift(ctx: &XdpContext, count: usize) -> Option<Tags> {
-    let bytes = unsafe { *ptr_at::<u64>(ctx, TAGS_OFFSET)? };
+    // Only the tags themselves: a one-tag frame may end right after its EtherType.
+    let bytes = if count == 2 {
+        unsafe { *ptr_at::<u64>(ctx, TAGS_OFFSET)? }
+    } else {
+        u64::from(unsafe { *ptr_at::<u32>(ctx, TAGS_OFFSET)? })
+    };
     let len = count * VLAN_TAG_LEN;
     move_macs(ctx, 0, len)?;
     calls::count(Call::Helper, 1);
@@ -44,12 +49,10 @@ pub fn lift(ctx: &XdpContext, count: usize) -> Option<Tags> {
 }
 
 /// Puts the tags back in front of whatever the handling left (the frame as it came, or
-/// the SYN-ACK with its MACs swapped), unless the frame is dropped anyway.
+/// the SYN-ACK with its MACs swapped). Also before a drop: a frame not sent stays as it
+/// came, whatever looks at it after XDP (the property tests do).
 #[inline(always)]
 pub fn restore(ctx: &XdpContext, tags: &Tags, action: u32) -> u32 {
-    if action == xdp_action::XDP_DROP {
-        return action;
-    }
     let len = tags.count * VLAN_TAG_LEN;
     calls::count(Call::Helper, 1);
     // The room was the frame's own a moment ago: this only fails if the kernel breaks
