@@ -1,0 +1,19 @@
+//! One file per subcommand (or family of subcommands) of `handshake`:
+//!
+//! - `attach.rs`: `attach`, `detach` and `status`, protection kept by pins;
+//! - `run.rs`: `run`, protection for as long as the command runs;
+//! - `ports.rs`: `ports add|remove|list` on an attached interface;
+//! - `live.rs`: `allow`, `deny` and `dry-run` on an attached interface;
+//! - `stats.rs`: `stats` (and `--watch`);
+//! - `metrics.rs`: `metrics` and `run --metrics`, the Prometheus exporter;
+//! - `demo.rs`: `demo`, a lab of namespaces to see it work;
+//! - `docs.rs`: `generate-docs` (hidden), man pages and completions.
+
+pub mod attach;
+pub mod demo;
+pub mod docs;
+pub mod live;
+pub mod metrics;
+pub mod ports;
+pub mod run;
+pub mod stats;
