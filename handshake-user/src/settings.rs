@@ -26,6 +26,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What the line announcing the protection adds for a dry run.
+    pub fn dry_run_note(&self) -> &'static str {
+        if self.dry_run {
+            ", DRY RUN: verdicts counted, every packet passed"
+        } else {
+            ""
+        }
+    }
+
     /// The program's configuration for this interface in the calling thread's namespace,
     /// or the first thing wrong with the settings.
     pub fn validate(&self) -> anyhow::Result<(Config, KernelTcp)> {

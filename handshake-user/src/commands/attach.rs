@@ -52,11 +52,7 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
                     ports::join(&settings.ports),
                     settings.iface,
                     mode.name(),
-                    if settings.dry_run {
-                        ", DRY RUN: verdicts counted, every packet passed"
-                    } else {
-                        ""
-                    },
+                    settings.dry_run_note(),
                     root.iface_dir(&settings.iface).display(),
                     root.command(&format!("detach --iface {}", settings.iface))
                 ));

@@ -182,11 +182,7 @@ pub async fn run(
             ports::join(&settings.ports),
             settings.iface,
             mode.name(),
-            if settings.dry_run {
-                ", DRY RUN: verdicts counted, every packet passed"
-            } else {
-                ""
-            }
+            settings.dry_run_note()
         ));
         running.interfaces.push(Protected {
             iface: settings.iface.clone(),

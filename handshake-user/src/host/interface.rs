@@ -111,16 +111,22 @@ pub fn xdp_programs() -> Vec<XdpProgram> {
     xdp_programs_of(&[])
 }
 
-fn xdp_programs_of(which: &[&str]) -> Vec<XdpProgram> {
+/// The links of this thread's namespace as `ip -details -json link show [which]` prints
+/// them (iproute2 asks netlink, which answers for the calling thread's namespace; sysfs
+/// would show the namespace it was mounted in); empty when `ip` fails.
+pub fn links(which: &[&str]) -> Vec<serde_json::Value> {
     let output = std::process::Command::new("ip")
         .args(["-details", "-json", "link", "show"])
         .args(which)
         .output();
-    let links: Vec<serde_json::Value> = output
+    output
         .ok()
         .and_then(|output| serde_json::from_slice(&output.stdout).ok())
-        .unwrap_or_default();
-    links
+        .unwrap_or_default()
+}
+
+fn xdp_programs_of(which: &[&str]) -> Vec<XdpProgram> {
+    links(which)
         .iter()
         .filter_map(|link| {
             let prog = link.get("xdp")?.get("prog")?;

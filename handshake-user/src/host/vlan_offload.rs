@@ -94,14 +94,7 @@ pub fn refuse(iface: &str, offload: RxVlanOffload, uppers: &[VlanUpper]) -> anyh
 /// -json link`: iproute2 reads IFLA_LINK and IFLA_VLAN_PROTOCOL over netlink; sysfs would
 /// show the namespace it was mounted in).
 fn vlan_uppers(iface: &str) -> Vec<VlanUpper> {
-    let output = std::process::Command::new("ip")
-        .args(["-details", "-json", "link", "show"])
-        .output();
-    let links: Vec<serde_json::Value> = output
-        .ok()
-        .and_then(|output| serde_json::from_slice(&output.stdout).ok())
-        .unwrap_or_default();
-    links
+    crate::interface::links(&[])
         .iter()
         .filter(|link| link["linkinfo"]["info_kind"] == "vlan" && link["link"] == iface)
         .filter_map(|link| {
