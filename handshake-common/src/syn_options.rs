@@ -94,6 +94,51 @@ pub fn parse_linux(options: &[u8; LINUX_LEN]) -> Option<SynOptions> {
 /// The length of the options [`parse_linux`] reads.
 pub const LINUX_LEN: usize = 20;
 
+/// The option bytes of a Windows SYN: MSS, NOP, WS, NOP, NOP, SACK_PERM (no timestamps).
+pub const WINDOWS_LEN: usize = 12;
+
+/// Windows' layout read at a constant offset, as [`parse_linux`] reads Linux's.
+#[inline(always)]
+pub fn parse_windows(options: &[u8; WINDOWS_LEN]) -> Option<SynOptions> {
+    let [
+        kind,
+        len,
+        high,
+        low,
+        nop,
+        ws_kind,
+        ws_len,
+        wscale,
+        nop2,
+        nop3,
+        sack_kind,
+        sack_len,
+    ] = *options;
+    let layout = [
+        kind, len, nop, ws_kind, ws_len, nop2, nop3, sack_kind, sack_len,
+    ];
+    let windows = [
+        OPT_MSS,
+        4,
+        OPT_NOP,
+        OPT_WSCALE,
+        3,
+        OPT_NOP,
+        OPT_NOP,
+        OPT_SACK_PERM,
+        2,
+    ];
+    (layout == windows).then_some(SynOptions {
+        mss: u16::from_be_bytes([high, low]),
+        wscale_ok: true,
+        snd_wscale: wscale.min(MAX_WSCALE),
+        sack_ok: true,
+        saw_tstamp: false,
+        rcv_tsval: 0,
+        kernel_only: false,
+    })
+}
+
 /// Where a walk over the options stands: the XDP program keeps it on its stack between
 /// `bpf_loop` callbacks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -205,6 +250,18 @@ mod tests {
             let mut other = LINUX_SYN;
             other[at] ^= 0x40;
             assert_eq!(parse_linux(&other), None, "byte {at}");
+        }
+    }
+
+    #[test]
+    fn windows_layout_reads_as_the_walk_does() {
+        let windows = [2, 4, 5, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2];
+        assert_eq!(parse_windows(&windows), Some(parse(&windows)));
+        // Any other byte where the layout has its kinds and lengths: the walk's job.
+        for at in [0, 1, 4, 5, 6, 8, 9, 10, 11] {
+            let mut other = windows;
+            other[at] ^= 0x40;
+            assert_eq!(parse_windows(&other), None, "byte {at}");
         }
     }
 

@@ -1,8 +1,9 @@
 //! Reading the SYN's TCP options from the packet: for the timestamps the SYN-ACK may
 //! carry, and for options only the kernel can answer (TCP-MD5, TCP-AO, MPTCP).
 //!
-//! No options, MSS alone and Linux's layout are read straight from the packet at a
-//! constant offset: no helper call. Any other layout is walked one option per `bpf_loop` callback: a plain loop over up to
+//! No options, MSS alone and the layouts of Linux and Windows are read straight from the
+//! packet at a constant offset: no helper call. (Each such layout costs the verifier about
+//! 80k instructions of its budget: Apple's is walked.) Any other layout is walked one option per `bpf_loop` callback: a plain loop over up to
 //! 40 bytes of options had the verifier walk every layout path and stop at its
 //! million-instruction limit; a callback is verified as one step.
 
@@ -14,7 +15,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use handshake_common::{
-    syn_options::{self, LINUX_LEN, SynOptions, Walk},
+    syn_options::{self, LINUX_LEN, SynOptions, WINDOWS_LEN, Walk},
     tcp::{HEADER_LEN, MAX_OPTIONS_LEN, OPT_MSS},
 };
 
@@ -52,6 +53,13 @@ pub fn parse(ctx: &XdpContext, tcp_offset: usize, tcp_header_len: usize) -> SynO
     {
         return parsed;
     }
+    if tcp_header_len == HEADER_LEN + WINDOWS_LEN
+        && let Some(options) = ptr_at::<[u8; WINDOWS_LEN]>(ctx, tcp_offset + HEADER_LEN)
+        && let Some(parsed) = syn_options::parse_windows(unsafe { &*options })
+    {
+        return parsed;
+    }
+
     walk(ctx, tcp_offset, tcp_header_len)
 }
 
