@@ -78,6 +78,8 @@ fn load() -> anyhow::Result<Programs> {
     // offers TS takes the timestamps path, one that does not the MSS-only path.
     let config = Config {
         mac: frames::SERVER_MAC,
+        // As `attach` without --mss: the MSS from the interface's MTU, read per SYN.
+        mss_from_mtu: 1,
         ..kernel.config(1460, 1440, true)?
     };
     let mut handshake = Handshake::load()?;
