@@ -335,3 +335,80 @@ fn status_names_what_changed_on_the_host_since_attach() {
         serde_json::json!(["the interface's IPv6 hop_limit"])
     );
 }
+
+/// `bpftool link detach` (BPF_LINK_DETACH on the pinned link) leaves every pin in place
+/// but the interface without a program: `status` and `ports` say protection is gone, and
+/// `attach` replaces the dead pins.
+#[test]
+fn a_detached_link_is_reported_and_attach_replaces_the_dead_pins() {
+    let bed = Bed::new();
+    bed.ok(&ATTACH);
+    link_detach(&format!("{}/{SERVER_IFACE}/link", bed.ns_dir));
+    assert!(
+        !bed.xdp_attached(),
+        "BPF_LINK_DETACH left a program attached"
+    );
+
+    let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
+    let gone = format!(
+        "{SERVER_IFACE} was recreated or its XDP link was detached (it runs no XDP program): protection is gone; run `{handshake} attach --iface {SERVER_IFACE} --ports 8080` again (it replaces these pins), or `{handshake} detach --iface {SERVER_IFACE}` to remove them"
+    );
+    let status = bed.ok(&["status"]);
+    assert_eq!(
+        status.lines().next(),
+        Some(format!("{SERVER_IFACE}: NOT PROTECTED: {gone}").as_str()),
+        "{status}"
+    );
+    assert_eq!(
+        bed.error(&["ports", "add", "--iface", SERVER_IFACE, "8443"]),
+        format!("handshake: {gone}\n")
+    );
+    bed.ok(&ATTACH);
+    assert!(bed.xdp_attached());
+    assert!(
+        bed.ok(&["status"])
+            .starts_with(&format!("{SERVER_IFACE}: native XDP, ports 8080"))
+    );
+}
+
+/// What `bpftool link detach pinned PATH` does: BPF_OBJ_GET on the pin, then
+/// BPF_LINK_DETACH on the link (include/uapi/linux/bpf.h; bpftool is not installed here).
+fn link_detach(pin: &str) {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+    let path = std::ffi::CString::new(pin).unwrap();
+    // union bpf_attr: obj_get is { __u64 pathname; __u32 bpf_fd; __u32 file_flags; },
+    // link_detach is { __u32 link_fd; }.
+    let mut attr = [0u64; 16];
+    attr[0] = path.as_ptr() as u64;
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_mut_ptr(),
+            size_of_val(&attr),
+        )
+    };
+    assert!(
+        fd >= 0,
+        "BPF_OBJ_GET {pin}: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut attr = [0u64; 16];
+    attr[0] = fd as u64;
+    let detached = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_DETACH,
+            attr.as_mut_ptr(),
+            size_of_val(&attr),
+        )
+    };
+    assert_eq!(
+        detached,
+        0,
+        "BPF_LINK_DETACH: {}",
+        std::io::Error::last_os_error()
+    );
+    unsafe { libc::close(fd as i32) };
+}
