@@ -11,11 +11,7 @@ mod xdp;
 
 fn main() {
     bpf_linker::put_on_path();
-    // One line naming the failure; cargo shows the compiler's output above it.
-    if let Err(error) = build() {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+    xdp::exit_on_error(build());
 }
 
 fn build() -> anyhow::Result<()> {

@@ -12,6 +12,15 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 
+/// Ends the build script with one line naming the failure, if any; cargo shows the
+/// compiler's output above it.
+pub fn exit_on_error(result: anyhow::Result<()>) {
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
 /// One XDP crate of the workspace and the features to build it with.
 pub struct Package<'a> {
     pub name: &'a str,

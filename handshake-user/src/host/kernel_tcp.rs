@@ -7,6 +7,7 @@ use std::{fs, io, os::fd::AsRawFd as _, thread};
 use anyhow::{Context as _, bail};
 use handshake_common::{
     config::{Config, DEFAULT_FLOOD_SYN_ACKS},
+    listener,
     tcp::MAX_WSCALE,
 };
 
@@ -14,15 +15,8 @@ use handshake_common::{
 pub struct KernelTcp {
     pub syncookies: u32,
     pub timestamps: u32,
-    pub sack: bool,
-    pub window_scaling: bool,
     /// `net.ipv4.ip_default_ttl`.
     pub ttl: u8,
-    /// `net.ipv4.tcp_ecn` is not 0.
-    pub ecn: bool,
-    /// `tcp_full_space` of a listener with default buffers: half of `tcp_rmem[1]`
-    /// (`tcp_win_from_space` with the default `tcp_adv_win_scale` / scaling ratio).
-    pub full_space: u32,
     /// The window scale `tcp_select_initial_window` picks for an accepted socket.
     pub wscale: u8,
     /// Where `net.core.rmem_max` came from: this namespace, or the host-wide value.
@@ -98,18 +92,14 @@ impl KernelTcp {
             .split_whitespace()
             .filter_map(|value| value.parse().ok())
             .collect();
-        let &[_, tcp_rmem_default, tcp_rmem_max] = tcp_rmem.as_slice() else {
+        let &[_, _, tcp_rmem_max] = tcp_rmem.as_slice() else {
             bail!("net.ipv4.tcp_rmem holds {tcp_rmem:?}, not three numbers");
         };
         let rmem_max = RmemMax::read()?;
         Ok(Self {
             syncookies: read_u32("net.ipv4.tcp_syncookies")?,
             timestamps: read_u32("net.ipv4.tcp_timestamps")?,
-            sack: read_u32("net.ipv4.tcp_sack")? != 0,
-            window_scaling: read_u32("net.ipv4.tcp_window_scaling")? != 0,
             ttl: read_u32("net.ipv4.ip_default_ttl")?.clamp(1, 255) as u8,
-            ecn: read_u32("net.ipv4.tcp_ecn")? != 0,
-            full_space: tcp_rmem_default / 2,
             wscale: initial_wscale(tcp_rmem_max.max(rmem_max.value())),
             rmem_max,
         })
@@ -192,8 +182,9 @@ pub fn ipv6_hop_limit(iface: &str) -> anyhow::Result<u8> {
 /// `tcp_select_initial_window` (net/ipv4/tcp_output.c): the scale that lets the largest
 /// receive buffer (max of tcp_rmem[2] and rmem_max) fit a 16-bit window, at most 14.
 pub fn initial_wscale(space: u32) -> u8 {
-    let log2 = 31 - space.max(1).leading_zeros();
-    log2.saturating_sub(15).min(u32::from(MAX_WSCALE)) as u8
+    listener::ilog2(space)
+        .saturating_sub(15)
+        .min(u32::from(MAX_WSCALE)) as u8
 }
 
 #[cfg(test)]
@@ -213,11 +204,7 @@ mod tests {
         let kernel = KernelTcp {
             syncookies: 2,
             timestamps: 1,
-            sack: true,
-            window_scaling: true,
             ttl: 64,
-            ecn: false,
-            full_space: 65536,
             wscale: 10,
             rmem_max: RmemMax::Namespace(DEFAULT_RMEM_MAX),
         };
