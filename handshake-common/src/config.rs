@@ -54,6 +54,15 @@ pub const LIST_DENY_V6: u8 = 1 << 3;
 /// `DENY_V6` LPM tries). The tries are not preallocated: an empty one costs no memory.
 pub const LIST_ENTRIES: u32 = 1 << 17;
 
+/// Routes one family's `LOCAL_V4` / `LOCAL_V6` trie holds: the namespace's local routing
+/// table (an address each, its broadcast and anycast routes, AnyIP prefixes).
+pub const LOCAL_ROUTES: u32 = 1 << 16;
+/// A `LOCAL_*` entry's value: the route delivers to this host (`type local`). The local
+/// table's other types (broadcast, anycast, multicast, ...) are kept as
+/// `ROUTE_NOT_LOCAL`, so that the longest match says what the kernel's routing would.
+pub const ROUTE_LOCAL: u8 = 1;
+pub const ROUTE_NOT_LOCAL: u8 = 0;
+
 pub const MODE_NATIVE: u8 = 1;
 pub const MODE_GENERIC: u8 = 2;
 

@@ -49,7 +49,8 @@ pub enum Counter {
     AckPassedNoFlood,
     /// A packet of an established (or pending) connection to a protected port.
     PassedEstablished,
-    /// An ACK to a protected port where nothing listens, or cookies are off.
+    /// An ACK to a protected port where nothing listens, or cookies are off, or one without
+    /// a valid cookie during a flood that is not this host's (see `SynPassedNotForHost`).
     AckPassedOther,
     /// Other TCP to a protected port (RST, FIN without ACK, SYN-ACK, ...).
     PassedOtherTcp,
@@ -173,7 +174,7 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
     (
         Counter::AckPassedOther,
         "ack_passed_other",
-        "ACKs passed: no listener, or cookies off",
+        "ACKs passed: no listener, cookies off, or another host's during a flood",
     ),
     (
         Counter::PassedOtherTcp,

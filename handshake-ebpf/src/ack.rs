@@ -17,6 +17,7 @@ use crate::{
     flood,
     headers::{EINVAL, Segment, ip_header, ptr_at},
     listener::{self, Socket},
+    maps, this_host,
 };
 
 /// `bpf_tcp_check_syncookie` answers -ENOENT for a cookie that does not verify, or when the
@@ -35,13 +36,24 @@ pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Coun
     listener::release(sk);
     match result {
         0 => (xdp_action::XDP_PASS, Counter::AckValidated),
-        ENOENT | EACCES if flood::on() => (xdp_action::XDP_DROP, Counter::AckDroppedForged),
         // Outside a flood the kernel answers it with a RST (RFC 9293 3.10.7.2), which
         // tells a client whose connection this host forgot (a reboot, a crash) at once.
-        ENOENT | EACCES => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
-        // -EINVAL: cookies are off (`tcp_syncookies=0`); the kernel decides.
+        ENOENT | EACCES if !flood::on() => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
+        // Only this host's ACKs are dropped: on a bridge member or a router, the ACK of
+        // a neighbour's (or a routed) handshake cannot verify against our listener.
+        // Asked last, so that valid ACKs pay nothing for it.
+        ENOENT | EACCES if addressed_here::<L2>(ctx, segment) => {
+            (xdp_action::XDP_DROP, Counter::AckDroppedForged)
+        }
+        // -EINVAL: cookies are off (`tcp_syncookies=0`), or another host's ACK during a
+        // flood; the kernel decides.
         _ => (xdp_action::XDP_PASS, Counter::AckPassedOther),
     }
+}
+
+#[inline(always)]
+fn addressed_here<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bool {
+    maps::config().is_some_and(|config| this_host::addressed_here::<L2>(ctx, segment, config))
 }
 
 /// Unlike the SYN helper, this one reads only the fixed TCP header (seq, ack_seq, flags),

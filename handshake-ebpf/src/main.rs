@@ -8,6 +8,7 @@
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
 //! - `vlan.rs`     lifts VLAN tags out for the handling and puts them back;
 //! - `flood.rs`    tells whether a SYN flood is on (forged ACKs dropped, stray ones RST);
+//! - `this_host.rs` tells this host's frames (its MAC, a local address) from others';
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
 //! - `sources.rs`  looks the source up in the operator's allow and deny lists;
@@ -43,6 +44,8 @@ mod syn;
 mod syn_ack;
 #[cfg(target_arch = "bpf")]
 mod syn_options;
+#[cfg(target_arch = "bpf")]
+mod this_host;
 #[cfg(target_arch = "bpf")]
 mod vlan;
 

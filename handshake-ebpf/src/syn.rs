@@ -9,9 +9,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use handshake_common::{
-    config::Config, counters::Counter, listener as kernel, martian, syn_options::SynOptions,
-};
+use handshake_common::{counters::Counter, listener as kernel, martian, syn_options::SynOptions};
 use network_types::{
     eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -24,7 +22,7 @@ use crate::{
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
     listener_settings::{self, Settings},
-    maps, syn_ack, syn_options,
+    maps, syn_ack, syn_options, this_host,
 };
 
 /// -ENOENT: the kernel would not send a cookie now (`tcp_syncookies=1` and the SYN queue
@@ -46,7 +44,7 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
     if never_answered::<L2>(ctx, segment) {
         return (xdp_action::XDP_DROP, Counter::SynDroppedInvalid);
     }
-    if !for_this_host(ctx, config) {
+    if !this_host::addressed_here::<L2>(ctx, segment, config) {
         return (xdp_action::XDP_PASS, Counter::SynPassedNotForHost);
     }
     // IPv4 options: the kernel refuses source routes (`ip_rcv_options`) and echoes the
@@ -114,21 +112,6 @@ fn reproducible(segment: &Segment, options: &SynOptions, settings: &Settings) ->
         return false;
     }
     segment.family == Family::Ipv6 || kernel::dont_fragment(&settings.listener)
-}
-
-/// Whether the frame is addressed to this interface's own MAC. On a promiscuous port (a
-/// bridge member, a capture, a macvlan parent) frames for other hosts arrive too; the
-/// kernel marks them PACKET_OTHERHOST (`eth_type_trans`) and never answers them.
-#[inline(always)]
-fn for_this_host(ctx: &XdpContext, config: &Config) -> bool {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return false;
-    };
-    let (dst, mac) = (unsafe { (*eth).dst_addr }, config.mac);
-    // Compared as a word and a half-word: an array comparison becomes a `bcmp` call.
-    let word = |m: [u8; 6]| u32::from_ne_bytes([m[0], m[1], m[2], m[3]]);
-    let half = |m: [u8; 6]| u16::from_ne_bytes([m[4], m[5]]);
-    word(dst) == word(mac) && half(dst) == half(mac)
 }
 
 /// SYNs whose answer would go where no answer may go (see handshake-common's `martian`),

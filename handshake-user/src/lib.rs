@@ -10,10 +10,11 @@ pub mod settings;
 pub mod xdp;
 
 // The modules by their own names too, as the commands, the tests and the benchmark use them.
-pub use commands::{attach, demo, docs, live, metrics, ports, run, stats};
-pub use host::{interface, kernel_tcp, mss, privileges};
+pub use commands::{attach, demo, docs, follow_host, live, metrics, ports, run, stats};
+pub use host::{interface, kernel_tcp, local_table, mss, privileges};
 pub use xdp::{
-    btf, build_info, counters, kernel_layout, loader, maps, pins, port_table, source_lists, state,
+    btf, build_info, counters, kernel_layout, loader, local_routes, maps, pins, port_table,
+    source_lists, state,
 };
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.

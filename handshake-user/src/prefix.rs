@@ -22,6 +22,13 @@ impl fmt::Display for Prefix {
     }
 }
 
+impl Prefix {
+    /// Whether `address` lies in this prefix (of its family).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        address.is_ipv4() == self.address.is_ipv4() && network(address, self.len) == self.address
+    }
+}
+
 /// The address with every bit past the first `len` cleared.
 fn network(address: IpAddr, len: u8) -> IpAddr {
     match address {

@@ -281,3 +281,65 @@ fn forged_acks_during_a_flood_are_dropped_at_xdp_and_draw_no_rst() {
     // Real connections still complete.
     connect_both_families(lab, 16);
 }
+
+/// Frames that are not this host's, on a promiscuous port (a bridge member, a capture):
+/// a neighbour's MAC, and our MAC with a neighbour's address (which this host would route).
+/// handshake passes them untouched and the kernel does with them what it does without
+/// handshake: it never answers, drops the neighbour's frame as PACKET_OTHERHOST, and
+/// refuses to forward the others (`ip_error`, `ip6_forward`: InAddrErrors).
+#[test]
+fn frames_for_other_hosts_pass_to_the_kernel_and_are_not_answered() {
+    let bed = common::protected::protect("2", "2", false);
+    let lab = &bed.lab;
+    lab.output(
+        &lab.server,
+        &[
+            "ip",
+            "link",
+            "set",
+            handshake::lab::SERVER_IFACE,
+            "promisc",
+            "on",
+        ],
+    )
+    .unwrap();
+    let syn = |port| packet::Tcp::syn(port, PORT, 0x0bad_cafe, &[2, 4, 0x05, 0xb4]);
+    let neighbour_v4 = [198, 18, 0, 3];
+    let mut neighbour_v6 = SERVER_V6.octets();
+    neighbour_v6[15] = 3;
+    let mut neighbours_mac = packet::ipv4(CLIENT_V4.octets(), SERVER_V4.octets(), &[], &syn(41001));
+    neighbours_mac[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    let kernel = |lab: &Lab| {
+        [
+            "IpInAddrErrors",
+            "Ip6InAddrErrors",
+            "TcpExtSyncookiesSent",
+            "TcpOutRsts",
+        ]
+        .map(|name| lab.nstat(&lab.server, name).unwrap())
+    };
+    let before = bed.handshake.counters().unwrap();
+    let kernel_before = kernel(lab);
+
+    assert_eq!(
+        common::raw::syn_ack_for_as_addressed(lab, neighbours_mac),
+        None
+    );
+    let routed_v4 = packet::ipv4(CLIENT_V4.octets(), neighbour_v4, &[], &syn(41002));
+    assert_eq!(common::raw::syn_ack_for(lab, routed_v4), None);
+    let routed_v6 = packet::ipv6(CLIENT_V6.octets(), neighbour_v6, 64, &syn(41003));
+    assert_eq!(common::raw::syn_ack_for(lab, routed_v6), None);
+
+    let counted = bed.handshake.counters().unwrap().since(&before);
+    assert_eq!(
+        [Counter::SynPassedNotForHost, Counter::SynAckSent].map(|counter| counted.get(counter)),
+        [3, 0],
+        "SynPassedNotForHost, SynAckSent"
+    );
+    let kernel_after = kernel(lab);
+    assert_eq!(
+        [0, 1, 2, 3].map(|i| kernel_after[i] - kernel_before[i]),
+        [1, 1, 0, 0],
+        "IpInAddrErrors, Ip6InAddrErrors, TcpExtSyncookiesSent, TcpOutRsts"
+    );
+}

@@ -12,7 +12,7 @@ use common::{
     bed::*,
     packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp},
 };
-use handshake::lab::SERVER_V4;
+use handshake::{lab::SERVER_V4, local_table::LocalTable};
 use handshake_common::counters::Counter;
 
 #[test]
@@ -139,6 +139,64 @@ fn syns_for_another_host_pass_untouched() {
         let mut syn = syn_v4(&MSS_1460);
         syn[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
         assert_passed_untouched(bed, &syn, Counter::SynPassedNotForHost);
+        // Our MAC, but a destination this host routes (a neighbour's address, the subnet's
+        // directed broadcast, an address on no interface): the kernel forwards or drops
+        // them, though the wildcard listener has the port.
+        let to = |dst: [u8; 4]| {
+            packet::ipv4(
+                CLIENT,
+                dst,
+                &[],
+                &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460),
+            )
+        };
+        for dst in [[198, 18, 0, 3], [198, 18, 0, 255], [198, 19, 5, 7]] {
+            assert_passed_untouched(bed, &to(dst), Counter::SynPassedNotForHost);
+        }
+        let neighbour_v6 = packet::ipv6(
+            CLIENT6,
+            [0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+            64,
+            &Tcp::syn(CLIENT_PORT, PROTECTED, CLIENT_SEQ, &MSS_1460),
+        );
+        assert_passed_untouched(bed, &neighbour_v6, Counter::SynPassedNotForHost);
+        // Made local (AnyIP, as `ip route add local PREFIX dev lo` does): answered once the
+        // program's copy of the local table has it, as `handshake run` keeps it.
+        // (The test thread runs in the bed's namespace, and so does a command it starts.)
+        let added = std::process::Command::new("ip")
+            .args(["route", "add", "local", "198.19.5.0/24", "dev", "lo"])
+            .status()
+            .unwrap();
+        assert!(added.success());
+        assert_passed_untouched(bed, &to([198, 19, 5, 7]), Counter::SynPassedNotForHost);
+        let table = LocalTable::read().unwrap();
+        bed.handshake.maps.local_routes.replace(&table).unwrap();
+        let outcome = bed.run(&to([198, 19, 5, 7]));
+        assert_eq!(outcome.verdict, XDP_TX);
+        assert_counted(&outcome, Counter::SynAckSent);
+        // The subnet's broadcast route stays what it was.
+        assert_passed_untouched(bed, &to([198, 18, 0, 255]), Counter::SynPassedNotForHost);
+    });
+}
+
+#[test]
+fn forged_acks_of_another_hosts_handshakes_pass_during_a_flood() {
+    with_bed("2", false, |bed| {
+        // Every CPU is in a flood in this bed: our forged ACKs are dropped...
+        let forged = third_ack_v4(0x1234_5678);
+        let outcome = bed.run(&forged);
+        assert_eq!(outcome.verdict, XDP_DROP);
+        assert_counted(&outcome, Counter::AckDroppedForged);
+        // ...but a neighbour's (its MAC, on a bridge member) or one this host routes
+        // cannot verify against our listener and is not ours to drop.
+        let mut neighbours = forged.clone();
+        neighbours[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+        let mut routed = forged.clone();
+        routed[30..34].copy_from_slice(&[198, 18, 0, 3]);
+        packet::refresh_checksums(&mut routed);
+        for ack in [neighbours, routed] {
+            assert_passed_untouched(bed, &ack, Counter::AckPassedOther);
+        }
     });
 }
 

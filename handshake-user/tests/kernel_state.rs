@@ -7,7 +7,8 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::pinned::{
-    ATTACH, BINARY, Bed, error, expect_line, lines_of, ok, scrape, sigterm, total,
+    ATTACH, BINARY, Bed, error, expect_line, expect_line_where, lines_of, ok, scrape, sigterm,
+    total,
 };
 use handshake::lab::SERVER_IFACE;
 use serde_json::Value;
@@ -243,6 +244,82 @@ fn run_follows_an_interface_deleted_and_created_again() {
     assert!(!bed.xdp_attached());
 }
 
+/// What the program cannot read itself, `run` keeps current: an address added while it
+/// runs is answered at XDP once `run` has seen it, and a new MAC is followed.
+#[test]
+fn run_follows_new_local_addresses_and_a_new_mac() {
+    let bed = Bed::new();
+    let mut run = bed.run(&["--metrics", "127.0.0.1:9726"]);
+    let warnings = lines_of(run.stderr.take().unwrap());
+    let answered = |bed: &Bed| -> u64 {
+        let response = scrape(&bed.lab, 9726);
+        let key = "handshake_syn_ack_sent_total{iface=\"hs-server\",port=\"8080\"} ";
+        let line = response.lines().find(|line| line.starts_with(key));
+        line.map_or(0, |line| line[key.len()..].parse().unwrap())
+    };
+    let connect_to = |bed: &Bed, address: &'static str| {
+        handshake::lab::run_in(&bed.lab.client, move || {
+            std::net::TcpStream::connect((address, 8080)).map(drop)
+        })
+        .unwrap()
+        .unwrap();
+    };
+    assert_eq!(answered(&bed), 0);
+    let server = bed.lab.server.clone();
+    bed.lab
+        .exec(
+            &server,
+            &["ip", "addr", "add", "198.18.0.9/24", "dev", SERVER_IFACE],
+        )
+        .unwrap();
+    // (The veth's IPv6 link-local address may join the table at the same time, once its
+    // duplicate address detection is done.)
+    expect_line_where(&warnings, "naming +198.18.0.9", |line| {
+        line.starts_with("handshake: warning: the local routing table changed (+198.18.0.9")
+            && line.ends_with("); handshake follows it")
+    });
+    connect_to(&bed, "198.18.0.9");
+    assert_eq!(answered(&bed), 1);
+
+    let old = bed
+        .lab
+        .output(
+            &server,
+            &["cat", &format!("/sys/class/net/{SERVER_IFACE}/address")],
+        )
+        .unwrap();
+    bed.lab
+        .exec(
+            &server,
+            &[
+                "ip",
+                "link",
+                "set",
+                SERVER_IFACE,
+                "address",
+                "02:00:00:00:00:77",
+            ],
+        )
+        .unwrap();
+    expect_line(
+        &warnings,
+        &format!(
+            "handshake: warning: {SERVER_IFACE}: MAC {} -> 02:00:00:00:00:77; SYN-ACKs follow",
+            old.trim()
+        ),
+    );
+    // The client learns the new MAC afresh.
+    let client = bed.lab.client.clone();
+    bed.lab
+        .exec(&client, &["ip", "neigh", "flush", "all"])
+        .unwrap();
+    connect_to(&bed, "198.18.0.1");
+    assert_eq!(answered(&bed), 2);
+
+    sigterm(&mut run);
+    assert!(run.wait().unwrap().success());
+}
+
 #[test]
 fn a_refused_native_attach_keeps_the_kernels_errno() {
     let bed = Bed::new();
@@ -323,16 +400,27 @@ fn status_names_what_changed_on_the_host_since_attach() {
             "99",
         )
         .unwrap();
+    // And a new address: the program's copy of the local routing table lacks it (SYNs to
+    // it go to the kernel, golden.rs `syns_for_another_host_pass_untouched`).
+    bed.lab
+        .output(
+            &bed.lab.server,
+            &["ip", "addr", "add", "198.18.0.9/24", "dev", SERVER_IFACE],
+        )
+        .unwrap();
     let status = bed.ok(&["status"]);
     let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
     let stale = format!(
-        "{SERVER_IFACE}: STALE: changed since attach: the interface's IPv6 hop_limit; SYN-ACKs are still cut to the old values and may differ from the kernel's; run `{handshake} detach --iface {SERVER_IFACE}` and `{handshake} attach --iface {SERVER_IFACE} --ports 8080`"
+        "{SERVER_IFACE}: STALE: changed since attach: the interface's IPv6 hop_limit, the namespace's local addresses (`ip route show table local`); the program still answers with what it was given at attach, which may differ from the kernel's; run `{handshake} detach --iface {SERVER_IFACE}` and `{handshake} attach --iface {SERVER_IFACE} --ports 8080` (`handshake run` follows these changes itself)"
     );
     assert!(status.lines().any(|line| line == stale), "{status}");
     let json: Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
     assert_eq!(
         json["interfaces"][0]["changed_since_attach"],
-        serde_json::json!(["the interface's IPv6 hop_limit"])
+        serde_json::json!([
+            "the interface's IPv6 hop_limit",
+            "the namespace's local addresses (`ip route show table local`)"
+        ])
     );
 }
 

@@ -12,6 +12,7 @@ use common::{
     bed::*,
     packet::{self, ACK, LINUX_SYN_OPTIONS, Tcp, c_tag, s_tag, tagged},
 };
+use handshake::local_table::LocalTable;
 use handshake_common::counters::{ALL, COUNTER_COUNT, Counter};
 
 #[path = "property/oracle.rs"]
@@ -126,6 +127,7 @@ fn mutate(random: &mut Random, seeds: &[Vec<u8>]) -> Vec<u8> {
 fn run_frames(timestamps: bool, seed: u64) {
     with_bed("2", timestamps, move |bed| {
         let seeds = seeds();
+        let local = LocalTable::read().unwrap();
         let mut random = Random(seed);
         let mut expected = [0u64; COUNTER_COUNT as usize];
         let before = bed.handshake.counters().unwrap();
@@ -142,7 +144,7 @@ fn run_frames(timestamps: bool, seed: u64) {
                 })
                 .expect("BPF_PROG_TEST_RUN failed");
             let out = &output[..result.data_size_out as usize];
-            let counter = expect(&input);
+            let counter = expect(&input, &local);
             expected[counter as usize] += 1;
             check(&input, result.return_value, out, counter, index);
         }

@@ -314,7 +314,7 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
         if !entry.changed.is_empty() {
             let _ = writeln!(
                 text,
-                "{iface}: STALE: changed since attach: {}; SYN-ACKs are still cut to the old values and may differ from the kernel's; run {} and {}",
+                "{iface}: STALE: changed since attach: {}; the program still answers with what it was given at attach, which may differ from the kernel's; run {} and {} (`handshake run` follows these changes itself)",
                 entry.changed.join(", "),
                 root.command(&format!("detach --iface {iface}")),
                 root.command(&format!(

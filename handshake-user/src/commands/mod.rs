@@ -2,6 +2,7 @@
 //!
 //! - `attach.rs`: `attach`, `detach` and `status`, protection kept by pins;
 //! - `run.rs`: `run`, protection for as long as the command runs;
+//! - `follow_host.rs`: what `run` keeps current from the host while it runs;
 //! - `ports.rs`: `ports add|remove|list` on an attached interface;
 //! - `live.rs`: `allow`, `deny` and `dry-run` on an attached interface;
 //! - `stats.rs`: `stats` (and `--watch`);
@@ -12,6 +13,7 @@
 pub mod attach;
 pub mod demo;
 pub mod docs;
+pub mod follow_host;
 pub mod live;
 pub mod metrics;
 pub mod ports;

@@ -15,6 +15,7 @@ use handshake_common::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    follow_host::FollowedHost,
     interface,
     kernel_tcp::KernelTcp,
     loader::{Handshake, Mode},
@@ -57,6 +58,7 @@ pub fn validate_all(all: &[Settings]) -> anyhow::Result<(Vec<Config>, KernelTcp)
 /// One attachment per interface, all detached when this returns.
 struct Running {
     interfaces: Vec<Protected>,
+    host: FollowedHost,
 }
 
 struct Protected {
@@ -106,10 +108,23 @@ impl Running {
             .and_then(|protected| protected.lost.as_deref())
     }
 
+    /// Follows the interfaces (`follow_interfaces`) and what the programs were given from
+    /// the host (`FollowedHost`).
+    fn follow(&mut self) {
+        self.follow_interfaces();
+        let programs = self
+            .interfaces
+            .iter_mut()
+            .map(|protected| (protected.iface.as_str(), &mut protected.handshake));
+        for line in self.host.follow(programs) {
+            log::warn!("{line}");
+        }
+    }
+
     /// An interface that is deleted takes its XDP program with it, and one created again
     /// under the same name starts without: say so once, and attach again as soon as an
     /// interface of that name is back.
-    fn follow(&mut self) {
+    fn follow_interfaces(&mut self) {
         for protected in &mut self.interfaces {
             let Ok(id) = protected.handshake.program_id() else {
                 continue;
@@ -168,6 +183,7 @@ pub async fn run(
     };
     let mut running = Running {
         interfaces: Vec::new(),
+        host: FollowedHost::read()?,
     };
     let mut loggers = Vec::new();
     let mut done: Vec<String> = kernel.describe().into();

@@ -45,7 +45,7 @@ impl RmemMax {
         }
     }
 
-    fn read() -> anyhow::Result<Self> {
+    pub fn read() -> anyhow::Result<Self> {
         const NAME: &str = "net.core.rmem_max";
         match read_u32(NAME) {
             Ok(value) => return Ok(Self::Namespace(value)),

@@ -86,7 +86,10 @@ impl Handshake {
                 .pin(&path)
                 .with_context(|| format!("pinning the program at {} failed", path.display()))?;
         }
-        let maps = Maps::take(&mut ebpf, pin_dir)?;
+        let mut maps = Maps::take(&mut ebpf, pin_dir)?;
+        // Which destinations are this host's: without them every SYN would be passed.
+        maps.local_routes
+            .replace(&crate::local_table::LocalTable::read()?)?;
         Ok(Self {
             ebpf,
             maps,

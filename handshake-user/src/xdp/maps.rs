@@ -15,6 +15,7 @@ use handshake_common::{
 
 use crate::{
     counters::Snapshot,
+    local_routes::LocalRoutes,
     port_table::PortTable,
     source_lists::{SourceLists, Tries},
 };
@@ -29,7 +30,9 @@ const ALLOW_V4: &str = "ALLOW_V4";
 const ALLOW_V6: &str = "ALLOW_V6";
 const DENY_V4: &str = "DENY_V4";
 const DENY_V6: &str = "DENY_V6";
-pub const NAMES: [&str; 9] = [
+const LOCAL_V4: &str = "LOCAL_V4";
+const LOCAL_V6: &str = "LOCAL_V6";
+pub const NAMES: [&str; 11] = [
     CONFIG,
     PORTS,
     SLOT_PORTS,
@@ -39,6 +42,8 @@ pub const NAMES: [&str; 9] = [
     ALLOW_V6,
     DENY_V4,
     DENY_V6,
+    LOCAL_V4,
+    LOCAL_V6,
 ];
 
 pub struct Maps {
@@ -46,6 +51,7 @@ pub struct Maps {
     pub ports: PortTable,
     counters: PerCpuArray<MapData, u64>,
     pub sources: SourceLists,
+    pub local_routes: LocalRoutes,
 }
 
 impl Maps {
@@ -99,7 +105,9 @@ impl Maps {
             allow_v6,
             deny_v4,
             deny_v6,
-        ]: [Map; 9] = maps
+            local_v4,
+            local_v6,
+        ]: [Map; 11] = maps
             .try_into()
             .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
         Ok(Self {
@@ -119,6 +127,10 @@ impl Maps {
                     v4: LpmTrie::try_from(deny_v4)?,
                     v6: LpmTrie::try_from(deny_v6)?,
                 },
+            },
+            local_routes: LocalRoutes {
+                v4: LpmTrie::try_from(local_v4)?,
+                v6: LpmTrie::try_from(local_v6)?,
             },
         })
     }

@@ -4,8 +4,8 @@
 //! - `loader.rs`: loading the embedded object (with `kernel_layout.rs`'s offsets),
 //!   attaching it, pass-through programs for veth peers;
 //! - `kernel_layout.rs`, `btf.rs`: where this kernel keeps the listener's settings;
-//! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `counters.rs`: the maps the loader
-//!   shares with the program;
+//! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs`, `counters.rs`: the
+//!   maps the loader shares with the program;
 //! - `pins.rs`: the pin folders under the BPF filesystem, per network namespace;
 //! - `state.rs`: whether a pinned attachment still protects anything;
 //! - `build_info.rs`: which build of the program this binary holds and an interface runs.
@@ -15,6 +15,7 @@ pub mod build_info;
 pub mod counters;
 pub mod kernel_layout;
 pub mod loader;
+pub mod local_routes;
 pub mod maps;
 pub mod pins;
 pub mod port_table;

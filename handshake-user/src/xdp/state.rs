@@ -14,6 +14,7 @@ use aya::programs::{
 use crate::{
     interface,
     loader::Mode,
+    local_table::LocalTable,
     maps::Maps,
     pins::{self, PinRoot},
     ports,
@@ -130,12 +131,12 @@ impl Pinned {
             .map_or("unknown", |config| Mode::from_config_byte(config.mode))
     }
 
-    /// What the program's answers were cut to at attach and the host has changed since:
-    /// the sysctls, the interface's MAC and hop limit (`Settings::validate` reads them
-    /// afresh and the fields are compared one by one). Empty when nothing changed, or
-    /// when they cannot be read. The program cannot follow them itself, and an answer cut
-    /// to a host that has changed may differ from the kernel's (with `tcp_timestamps`
-    /// turned from 2 to 1 every answered connection stalls).
+    /// What the program was given at attach and the host has changed since:
+    /// `net.core.rmem_max`, the interface's MAC and hop limit (`Settings::validate` reads
+    /// them afresh and the fields are compared one by one), and the local routing table.
+    /// Empty when nothing changed, or when they cannot be read. The program cannot read
+    /// them itself (`handshake run` follows them, `follow_host.rs`), and an answer cut to
+    /// a host that has changed may differ from the kernel's.
     pub fn changed_since_attach(&self) -> Vec<&'static str> {
         let Ok(attached) = self.maps.config() else {
             return Vec::new();
@@ -165,7 +166,21 @@ impl Pinned {
         ]
         .into_iter()
         .filter_map(|(changed, what)| changed.then_some(what))
+        .chain(
+            self.local_routes_changed()
+                .then_some("the namespace's local addresses (`ip route show table local`)"),
+        )
         .collect()
+    }
+
+    /// Whether the host's local routing table differs from the program's copy: a SYN to
+    /// an address added since is passed to the kernel, one to an address removed since
+    /// is still answered.
+    fn local_routes_changed(&self) -> bool {
+        match (self.maps.local_routes.table(), LocalTable::read()) {
+            (Ok(attached), Ok(now)) => attached != now,
+            _ => false,
+        }
     }
 
     /// Whether the program counts without enforcing; `None` when CONFIG cannot be read.

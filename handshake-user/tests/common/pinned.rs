@@ -257,14 +257,23 @@ pub fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<S
 
 /// Waits for `line` among `lines`, for at most 10 s.
 pub fn expect_line(lines: &mpsc::Receiver<String>, line: &str) {
+    expect_line_where(lines, &format!("{line:?}"), |got| got == line);
+}
+
+/// Waits for a line `matches` among `lines` (`what` names it), for at most 10 s.
+pub fn expect_line_where(
+    lines: &mpsc::Receiver<String>,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(got) if got == line => return,
+            Ok(got) if matches(&got) => return,
             Ok(got) => seen.push(got),
             Err(_) => {}
         }
     }
-    panic!("no line {line:?} within 10 s; saw {seen:?}");
+    panic!("no line {what} within 10 s; saw {seen:?}");
 }

@@ -5,8 +5,18 @@ use handshake::{
     lab::{CLIENT_IFACE, Lab, SERVER_IFACE, run_in},
 };
 
-/// Sends raw frames out of the client's veth (AF_PACKET), as a forger would.
+/// Sends raw frames out of the client's veth (AF_PACKET), as a forger would, to the
+/// server's MAC.
 pub fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
+    send(lab, frames, true);
+}
+
+/// Sends raw frames to the destination MAC they were built with (a neighbour's).
+pub fn send_frames_as_addressed(lab: &Lab, frames: Vec<Vec<u8>>) {
+    send(lab, frames, false);
+}
+
+fn send(lab: &Lab, frames: Vec<Vec<u8>>, to_server_mac: bool) {
     let server_mac = lab
         .output(
             &lab.server,
@@ -33,7 +43,9 @@ pub fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
             if index % 64 == 63 {
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
-            frame[..6].copy_from_slice(&mac);
+            if to_server_mac {
+                frame[..6].copy_from_slice(&mac);
+            }
             // A full transmit queue (ENOBUFS; a slow emulated VM gets there) is waited out,
             // a bounded number of times, so that every frame is sent exactly once.
             let mut retries = 0;
@@ -67,7 +79,16 @@ pub fn send_frames(lab: &Lab, frames: Vec<Vec<u8>>) {
 /// comes, and returns the first SYN-ACK that comes back to its source port within two
 /// seconds (an AF_PACKET socket on the client's veth sees every frame that arrives there),
 /// or `None`.
-pub fn syn_ack_for(lab: &Lab, mut syn: Vec<u8>) -> Option<Vec<u8>> {
+pub fn syn_ack_for(lab: &Lab, syn: Vec<u8>) -> Option<Vec<u8>> {
+    reply(lab, syn, true)
+}
+
+/// `syn_ack_for` a SYN sent to the destination MAC it was built with.
+pub fn syn_ack_for_as_addressed(lab: &Lab, syn: Vec<u8>) -> Option<Vec<u8>> {
+    reply(lab, syn, false)
+}
+
+fn reply(lab: &Lab, mut syn: Vec<u8>, to_server_mac: bool) -> Option<Vec<u8>> {
     let client_mac = run_in(&lab.client, || interface::mac(CLIENT_IFACE))
         .unwrap()
         .unwrap();
@@ -110,7 +131,7 @@ pub fn syn_ack_for(lab: &Lab, mut syn: Vec<u8>) -> Option<Vec<u8>> {
         socket
     })
     .unwrap();
-    send_frames(lab, vec![syn]);
+    send(lab, vec![syn], to_server_mac);
     run_in(&lab.client, move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut buffer = vec![0u8; 2048];

@@ -1,6 +1,9 @@
 //! What the program must decide for a frame, written from the README's rules (and the
 //! kernel's, which they cite) rather than from the program's code.
 
+use std::net::IpAddr;
+
+use handshake::local_table::{self, LocalTable};
 use handshake_common::counters::Counter;
 
 use crate::common::{
@@ -178,8 +181,9 @@ fn kernel_only_option(options: &[u8]) -> bool {
 }
 
 /// The one counter `frame` must move, in a namespace with a listener on PROTECTED,
-/// PROTECTED and NO_LISTENER protected, and `tcp_syncookies=2`.
-pub fn expect(frame: &[u8]) -> Counter {
+/// PROTECTED and NO_LISTENER protected, `tcp_syncookies=2`, and `local` its local
+/// routing table.
+pub fn expect(frame: &[u8], local: &LocalTable) -> Counter {
     let segment = match parse(frame) {
         Parsed::Tcp(segment) => segment,
         Parsed::NotTcp => return Counter::PassedNotTcp,
@@ -194,7 +198,7 @@ pub fn expect(frame: &[u8]) -> Counter {
             if frame[0] & 1 != 0 || segment.source_port == 0 || martian(&segment.src, &segment.dst)
             {
                 Counter::SynDroppedInvalid
-            } else if frame[..6] != SERVER_MAC {
+            } else if !this_host(frame, &segment, local) {
                 Counter::SynPassedNotForHost
             } else if segment.ip_options {
                 Counter::SynPassedKernelOnly
@@ -210,8 +214,21 @@ pub fn expect(frame: &[u8]) -> Counter {
                 Counter::SynAckSent
             }
         }
-        flags if flags & 0x16 == 0x10 && listener => Counter::AckDroppedForged,
+        // Every ACK here is forged (the bed counts every CPU as in a flood): dropped when it
+        // is this host's, passed when it is a neighbour's.
+        flags if flags & 0x16 == 0x10 && listener && this_host(frame, &segment, local) => {
+            Counter::AckDroppedForged
+        }
         flags if flags & 0x16 == 0x10 => Counter::AckPassedOther,
         _ => Counter::PassedOtherTcp,
     }
+}
+
+/// Addressed to the server's MAC and to an address its routing delivers locally.
+fn this_host(frame: &[u8], segment: &Segment, local: &LocalTable) -> bool {
+    let dst = match segment.dst.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&segment.dst[..]).unwrap()),
+        _ => IpAddr::from(<[u8; 16]>::try_from(&segment.dst[..]).unwrap()),
+    };
+    frame[..6] == SERVER_MAC && local_table::is_local(local, dst)
 }
