@@ -12,7 +12,7 @@ use common::{
     bed::*,
     packet::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Tcp},
 };
-use handshake::{lab::SERVER_V4, local_table::LocalTable};
+use handshake::{lab::SERVER_V4, local_table::HostRoutes};
 use handshake_common::counters::Counter;
 
 #[test]
@@ -169,7 +169,7 @@ fn syns_for_another_host_pass_untouched() {
             .unwrap();
         assert!(added.success());
         assert_passed_untouched(bed, &to([198, 19, 5, 7]), Counter::SynPassedNotForHost);
-        let table = LocalTable::read().unwrap();
+        let table = HostRoutes::read().unwrap().seen_from(None);
         bed.handshake.maps.local_routes.replace(&table).unwrap();
         let outcome = bed.run(&to([198, 19, 5, 7]));
         assert_eq!(outcome.verdict, XDP_TX);

@@ -272,11 +272,12 @@ fn run_follows_new_local_addresses_and_a_new_mac() {
             &["ip", "addr", "add", "198.18.0.9/24", "dev", SERVER_IFACE],
         )
         .unwrap();
-    // (The veth's IPv6 link-local address may join the table at the same time, once its
-    // duplicate address detection is done.)
-    expect_line_where(&warnings, "naming +198.18.0.9", |line| {
-        line.starts_with("handshake: warning: the local routing table changed (+198.18.0.9")
-            && line.ends_with("); handshake follows it")
+    // (The veth's own IPv6 link-local address may join the table in the same second, once
+    // its duplicate address detection is done.)
+    let changed =
+        format!("handshake: warning: {SERVER_IFACE}: the local routing table changed (+198.18.0.9");
+    expect_line_where(&warnings, &format!("{changed}...)"), |line| {
+        line.starts_with(&changed) && line.ends_with("); handshake follows it")
     });
     connect_to(&bed, "198.18.0.9");
     assert_eq!(answered(&bed), 1);
@@ -421,6 +422,15 @@ fn status_names_what_changed_on_the_host_since_attach() {
             "the interface's IPv6 hop_limit",
             "the namespace's local addresses (`ip route show table local`)"
         ])
+    );
+    // `stats` says so too, before its table.
+    let stats = bed.handshake(&["stats"]);
+    assert!(stats.status.success());
+    assert_eq!(
+        String::from_utf8(stats.stderr).unwrap(),
+        format!(
+            "handshake: warning: {SERVER_IFACE}: STALE: changed since attach: the interface's IPv6 hop_limit, the namespace's local addresses (`ip route show table local`); `{handshake} status` says how to refresh it\n"
+        )
     );
 }
 

@@ -12,7 +12,7 @@ use common::{
     bed::*,
     packet::{self, ACK, LINUX_SYN_OPTIONS, Tcp, c_tag, s_tag, tagged},
 };
-use handshake::local_table::LocalTable;
+use handshake::local_table::HostRoutes;
 use handshake_common::counters::{ALL, COUNTER_COUNT, Counter};
 
 #[path = "property/oracle.rs"]
@@ -127,7 +127,7 @@ fn mutate(random: &mut Random, seeds: &[Vec<u8>]) -> Vec<u8> {
 fn run_frames(timestamps: bool, seed: u64) {
     with_bed("2", timestamps, move |bed| {
         let seeds = seeds();
-        let local = LocalTable::read().unwrap();
+        let local = HostRoutes::read().unwrap().seen_from(None);
         let mut random = Random(seed);
         let mut expected = [0u64; COUNTER_COUNT as usize];
         let before = bed.handshake.counters().unwrap();

@@ -15,8 +15,7 @@ use handshake_common::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    follow_host::FollowedHost,
-    interface,
+    follow_host, interface,
     kernel_tcp::KernelTcp,
     loader::{Handshake, Mode},
     metrics, ports,
@@ -58,7 +57,6 @@ pub fn validate_all(all: &[Settings]) -> anyhow::Result<(Vec<Config>, KernelTcp)
 /// One attachment per interface, all detached when this returns.
 struct Running {
     interfaces: Vec<Protected>,
-    host: FollowedHost,
 }
 
 struct Protected {
@@ -109,14 +107,14 @@ impl Running {
     }
 
     /// Follows the interfaces (`follow_interfaces`) and what the programs were given from
-    /// the host (`FollowedHost`).
+    /// the host (`follow_host`).
     fn follow(&mut self) {
         self.follow_interfaces();
         let programs = self
             .interfaces
             .iter_mut()
             .map(|protected| (protected.iface.as_str(), &mut protected.handshake));
-        for line in self.host.follow(programs) {
+        for line in follow_host::follow(programs) {
             log::warn!("{line}");
         }
     }
@@ -183,7 +181,6 @@ pub async fn run(
     };
     let mut running = Running {
         interfaces: Vec::new(),
-        host: FollowedHost::read()?,
     };
     let mut loggers = Vec::new();
     let mut done: Vec<String> = kernel.describe().into();

@@ -54,6 +54,23 @@ pub fn sample(root: &PinRoot, only: Option<&str>) -> anyhow::Result<(Vec<Sample>
     Ok((samples, gone))
 }
 
+/// The protected interfaces (all, or just `only`) whose host changed since attach in what
+/// the program cannot follow itself (`Pinned::changed_since_attach`), with what changed.
+fn stale(root: &PinRoot, only: Option<&str>) -> Vec<(String, Vec<&'static str>)> {
+    let interfaces = match only {
+        Some(iface) => vec![iface.to_owned()],
+        None => root.interfaces().unwrap_or_default(),
+    };
+    interfaces
+        .into_iter()
+        .filter_map(|iface| match state::inspect(root, &iface) {
+            Inspected::Protected(pinned) => Some((iface, pinned.changed_since_attach())),
+            _ => None,
+        })
+        .filter(|(_, changed)| !changed.is_empty())
+        .collect()
+}
+
 fn sample_of(pinned: &Pinned) -> anyhow::Result<Sample> {
     Ok(Sample {
         iface: pinned.iface.clone(),
@@ -176,6 +193,13 @@ pub fn run(root: &PinRoot, only: Option<&str>, watch: bool, as_json: bool) -> an
     let (first, gone) = sample(root, only)?;
     for entry in &gone {
         log::warn!("{}: NOT PROTECTED: {}", entry.iface, entry.problem);
+    }
+    for (iface, changed) in stale(root, only) {
+        log::warn!(
+            "{iface}: STALE: changed since attach: {}; {} says how to refresh it",
+            changed.join(", "),
+            root.command("status")
+        );
     }
     if first.is_empty() {
         if gone.is_empty() {

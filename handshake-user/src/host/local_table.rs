@@ -3,7 +3,10 @@
 //! there for every address of every interface (and `broadcast` / `anycast` routes beside
 //! them); AnyIP setups add whole prefixes (`ip route add local 198.18.0.0/24 dev lo`).
 //! Routing consults this table first (rule 0), so its longest match decides whether a
-//! destination is local.
+//! destination is local. IPv6 link-local addresses are the exception: a frame reaches
+//! one only on its own interface (`ip6_route_input` looks link-local destinations up
+//! strictly by the input interface, RT6_LOOKUP_F_IFACE), so each interface sees only its
+//! own (`HostRoutes::seen_from`).
 
 use std::{collections::BTreeMap, fmt, net::IpAddr};
 
@@ -13,14 +16,27 @@ use serde_json::Value;
 
 use crate::prefix::Prefix;
 
-/// Every route of the table, `ROUTE_LOCAL` or `ROUTE_NOT_LOCAL` by its type.
+/// The routes of the local table as seen by frames arriving on one interface,
+/// `ROUTE_LOCAL` or `ROUTE_NOT_LOCAL` by their type.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalTable(pub BTreeMap<Prefix, u8>);
 
-impl LocalTable {
-    /// The calling thread's namespace's table, both families.
+/// One route of the table: its prefix, `ROUTE_LOCAL` or `ROUTE_NOT_LOCAL`, its device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: Prefix,
+    pub route: u8,
+    pub dev: Option<String>,
+}
+
+/// The whole local table of the calling thread's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostRoutes(pub Vec<Route>);
+
+impl HostRoutes {
+    /// The table, both families.
     pub fn read() -> anyhow::Result<Self> {
-        let mut routes = BTreeMap::new();
+        let mut routes = Vec::new();
         for family in ["-4", "-6"] {
             let output = std::process::Command::new("ip")
                 .args([family, "-json", "route", "show", "table", "local"])
@@ -43,6 +59,28 @@ impl LocalTable {
         Ok(Self(routes))
     }
 
+    /// What frames arriving on `iface` find local: every route, but IPv6 link-local ones
+    /// only of `iface` itself (none when no interface is named). A prefix listed twice
+    /// (several devices) is local if one says so.
+    pub fn seen_from(&self, iface: Option<&str>) -> LocalTable {
+        let mut table = BTreeMap::new();
+        for route in &self.0 {
+            if is_link_local(route.prefix.address) && route.dev.as_deref() != iface {
+                continue;
+            }
+            let entry = table.entry(route.prefix).or_insert(route.route);
+            *entry = (*entry).max(route.route);
+        }
+        LocalTable(table)
+    }
+}
+
+/// fe80::/10.
+fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+impl LocalTable {
     /// What `self` holds that `other` does not, as "+PREFIX" and "-PREFIX" (local routes
     /// only: the others are context for the longest match).
     pub fn difference(&self, other: &Self) -> Vec<String> {
@@ -82,8 +120,8 @@ impl fmt::Display for Short<'_> {
 }
 
 /// The routes as `ip -json route show table local` prints them.
-fn parse(family: &str, routes: &[Value]) -> anyhow::Result<BTreeMap<Prefix, u8>> {
-    let mut table = BTreeMap::new();
+fn parse(family: &str, routes: &[Value]) -> anyhow::Result<Vec<Route>> {
+    let mut table = Vec::new();
     for route in routes {
         let Some(dst) = route["dst"].as_str() else {
             continue;
@@ -96,15 +134,15 @@ fn parse(family: &str, routes: &[Value]) -> anyhow::Result<BTreeMap<Prefix, u8>>
         let prefix: Prefix = dst
             .parse()
             .map_err(|error| anyhow::anyhow!("reading the local routing table: {error}"))?;
-        // `ip` prints no type for unicast routes.
-        let route = match route["type"].as_str() {
-            Some("local") => ROUTE_LOCAL,
-            _ => ROUTE_NOT_LOCAL,
-        };
-        // A prefix in two tables' worth of entries (several metrics): local wins, as one
-        // local route is enough for delivery.
-        let entry = table.entry(prefix).or_insert(route);
-        *entry = (*entry).max(route);
+        table.push(Route {
+            prefix,
+            // `ip` prints no type for unicast routes.
+            route: match route["type"].as_str() {
+                Some("local") => ROUTE_LOCAL,
+                _ => ROUTE_NOT_LOCAL,
+            },
+            dev: route["dev"].as_str().map(str::to_owned),
+        });
     }
     Ok(table)
 }
@@ -124,8 +162,12 @@ pub fn is_local(table: &LocalTable, address: IpAddr) -> bool {
 mod tests {
     use super::*;
 
+    fn host(family: &str, json: &str) -> HostRoutes {
+        HostRoutes(parse(family, &serde_json::from_str::<Vec<Value>>(json).unwrap()).unwrap())
+    }
+
     fn table(family: &str, json: &str) -> LocalTable {
-        LocalTable(parse(family, &serde_json::from_str::<Vec<Value>>(json).unwrap()).unwrap())
+        host(family, json).seen_from(Some("eth0"))
     }
 
     #[test]
@@ -162,6 +204,24 @@ mod tests {
         assert!(!local("2001:2::"));
         assert!(!local("2001:2::2"));
         assert!(!local("ff02::1"));
+    }
+
+    #[test]
+    fn link_local_addresses_are_local_only_on_their_interface() {
+        let v6 = host(
+            "-6",
+            r#"[{"type":"local","dst":"fe80::1","dev":"eth0","protocol":"kernel","metric":0,"flags":[],"pref":"medium"},
+                {"type":"local","dst":"fe80::2","dev":"veth7","protocol":"kernel","metric":0,"flags":[],"pref":"medium"},
+                {"type":"local","dst":"2001:2::2","dev":"veth7","protocol":"kernel","metric":0,"flags":[],"pref":"medium"}]"#,
+        );
+        let from =
+            |iface: Option<&str>, a: &str| is_local(&v6.seen_from(iface), a.parse().unwrap());
+        assert!(from(Some("eth0"), "fe80::1"));
+        assert!(!from(Some("eth0"), "fe80::2"));
+        assert!(from(Some("eth0"), "2001:2::2"));
+        assert!(from(Some("veth7"), "fe80::2"));
+        assert!(!from(None, "fe80::1"));
+        assert!(from(None, "2001:2::2"));
     }
 
     #[test]

@@ -80,6 +80,13 @@ impl Lab {
                 iface,
                 "nodad",
             ])?;
+            // No duplicate detection for the link-local addresses either (nor for those of
+            // interfaces a test adds later): an address that turns up a second after the
+            // attach would change the local routing table handshake was given.
+            for conf in ["default", iface] {
+                let name = format!("net.ipv6.conf.{conf}.accept_dad=0");
+                ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &name])?;
+            }
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "link", "set", iface, "up"])?;
         }

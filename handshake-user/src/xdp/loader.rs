@@ -9,7 +9,7 @@ use aya::{
 };
 use handshake_common::config::{Config, MODE_GENERIC, MODE_NATIVE};
 
-use crate::{XDP_OBJECT, counters::Snapshot, maps::Maps, pins};
+use crate::{XDP_OBJECT, counters::Snapshot, local_table::HostRoutes, maps::Maps, pins};
 
 /// The program in the object that answers SYNs, and the pass-through one for veth peers.
 pub const PROGRAM: &str = "handshake";
@@ -88,8 +88,9 @@ impl Handshake {
         }
         let mut maps = Maps::take(&mut ebpf, pin_dir)?;
         // Which destinations are this host's: without them every SYN would be passed.
+        // (IPv6 link-local ones once `attach` knows the interface.)
         maps.local_routes
-            .replace(&crate::local_table::LocalTable::read()?)?;
+            .replace(&HostRoutes::read()?.seen_from(None))?;
         Ok(Self {
             ebpf,
             maps,
@@ -123,6 +124,9 @@ impl Handshake {
             bail!("handshake is already attached; detach it first");
         }
         crate::interface::index(iface)?;
+        self.maps
+            .local_routes
+            .replace(&HostRoutes::read()?.seen_from(Some(iface)))?;
         if let Some(other) = crate::interface::xdp_program(iface) {
             if other.name == PROGRAM {
                 bail!(

@@ -14,7 +14,7 @@ use aya::programs::{
 use crate::{
     interface,
     loader::Mode,
-    local_table::LocalTable,
+    local_table::HostRoutes,
     maps::Maps,
     pins::{self, PinRoot},
     ports,
@@ -177,8 +177,8 @@ impl Pinned {
     /// an address added since is passed to the kernel, one to an address removed since
     /// is still answered.
     fn local_routes_changed(&self) -> bool {
-        match (self.maps.local_routes.table(), LocalTable::read()) {
-            (Ok(attached), Ok(now)) => attached != now,
+        match (self.maps.local_routes.table(), HostRoutes::read()) {
+            (Ok(attached), Ok(now)) => attached != now.seen_from(Some(&self.iface)),
             _ => false,
         }
     }
