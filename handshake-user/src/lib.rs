@@ -11,9 +11,10 @@ pub mod xdp;
 
 // The modules by their own names too, as the commands, the tests and the benchmark use them.
 pub use commands::{attach, demo, docs, live, metrics, ports, run, stats};
-pub use host::{interface, kernel_tcp, mss, privileges};
+pub use host::{interface, kernel_tcp, mss, namespaces, privileges};
 pub use xdp::{
-    btf, build_info, counters, kernel_layout, loader, maps, pins, port_table, source_lists, state,
+    btf, build_info, counters, gone, kernel_layout, loader, maps, pins, port_table, source_lists,
+    state,
 };
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.

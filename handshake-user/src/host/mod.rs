@@ -1,8 +1,9 @@
 //! What is read from the host: the interface (`interface.rs`), the namespace's TCP
 //! sysctls (`kernel_tcp.rs`), the MSS an MTU gives (`mss.rs`), the privileges
-//! (`privileges.rs`); and what the host around an interface does to packets before or
-//! after the XDP program, checked at attach: a port or an interface where handshake's
-//! answer would not be the kernel's is refused, with the fix.
+//! (`privileges.rs`), the network namespaces alive (`namespaces.rs`); and what the host
+//! around an interface does to packets before or after the XDP program, checked at attach:
+//! a port or an interface where handshake's answer would not be the kernel's is refused,
+//! with the fix.
 //!
 //! - `nat_rules.rs`: which TCP ports netfilter's NAT prerouting rules rewrite (nft's JSON);
 //! - `nat.rs`: refusing those ports (reads the ruleset, or says why it could not);
@@ -12,6 +13,7 @@
 pub mod interface;
 pub mod kernel_tcp;
 pub mod mss;
+pub mod namespaces;
 pub mod nat;
 pub mod nat_rules;
 pub mod privileges;
