@@ -143,9 +143,7 @@ pub fn detach(root: &PinRoot, iface: &str) -> anyhow::Result<String> {
 /// gone.rs), each under its lock, and says what it removed; a second call finds nothing.
 /// Never a namespace alive: its cookie is found, or its interfaces still run the links.
 pub fn detach_gone(root: &PinRoot) -> anyhow::Result<Vec<String>> {
-    let found = gone::find(root).context(
-        "telling which network namespaces are gone failed; nothing removed (their folders under the pin root stay until this works)",
-    )?;
+    let found = gone::find(root).context("nothing removed")?;
     let mut done = Vec::new();
     for GoneFolder { folder, .. } in found {
         // Another `detach --gone` may be removing it: the lock waits, then finds no folder.
