@@ -11,9 +11,9 @@ pub mod xdp;
 
 // The modules by their own names too, as the commands, the tests and the benchmark use them.
 pub use commands::{attach, demo, docs, follow_host, live, metrics, ports, run, stats};
-pub use host::{interface, kernel_tcp, local_table, mss, privileges};
+pub use host::{interface, kernel_tcp, local_table, mss, namespaces, privileges};
 pub use xdp::{
-    btf, build_info, counters, kernel_layout, loader, local_routes, maps, pins, port_table,
+    btf, build_info, counters, gone, kernel_layout, loader, local_routes, maps, pins, port_table,
     source_lists, state,
 };
 

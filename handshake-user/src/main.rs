@@ -83,19 +83,24 @@ enum Command {
         #[command(flatten)]
         protect: Protect,
     },
-    /// Remove what `attach` created for an interface, the interfaces of a config file, or
-    /// every interface attached in this network namespace.
+    /// Remove what `attach` created for an interface, the interfaces of a config file,
+    /// every interface attached in this network namespace, or the pins of network
+    /// namespaces that are gone.
     Detach {
         /// The interface `attach` protects.
-        #[arg(long, required_unless_present_any = ["config", "all"], conflicts_with_all = ["config", "all"])]
+        #[arg(long, required_unless_present_any = ["config", "all", "gone"], conflicts_with_all = ["config", "all", "gone"])]
         iface: Option<String>,
         /// The interfaces this config file names (what `attach --config FILE` attached);
         /// those not attached are skipped with a note.
-        #[arg(long, conflicts_with = "all")]
+        #[arg(long, conflicts_with_all = ["all", "gone"])]
         config: Option<PathBuf>,
         /// Every interface attached in this network namespace.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "gone")]
         all: bool,
+        /// The pin folders of network namespaces that were deleted (`status` lists them):
+        /// they protect nothing and hold kernel memory. Never a namespace alive.
+        #[arg(long)]
+        gone: bool,
     },
     /// List the interfaces handshake protects in this network namespace, as the kernel
     /// sees them (attached or by `run`), and those whose protection is gone.
@@ -322,9 +327,21 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             let settings = protect.settings()?.0;
             attach::attach(&pins("attaching XDP")?, &settings)
         }
-        Command::Detach { iface, config, all } => {
+        Command::Detach {
+            iface,
+            config,
+            all,
+            gone,
+        } => {
             end_quietly_on_broken_pipe();
-            detach(&pins("detaching")?, iface, config, all)
+            let root = pins("detaching")?;
+            if gone {
+                for line in attach::detach_gone(&root)? {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+            detach(&root, iface, config, all)
         }
         Command::Status { json } => {
             end_quietly_on_broken_pipe();
@@ -395,7 +412,7 @@ fn detach(
         // Only the names: an interface deleted since attach must not stop its detach.
         Some(path) => config_file::interface_names(&path)?,
         None if all => root.interfaces()?,
-        None => bail!("give --iface IF, --config FILE or --all"),
+        None => bail!("give --iface IF, --config FILE, --all or --gone"),
     };
     if ifaces.is_empty() {
         println!(

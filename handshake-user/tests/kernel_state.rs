@@ -469,6 +469,168 @@ fn a_detached_link_is_reported_and_attach_replaces_the_dead_pins() {
     );
 }
 
+/// A deleted network namespace leaves its pin folder behind, holding the program and maps
+/// in kernel memory: `status` names it from any namespace alive, with the command that
+/// removes it; `detach --gone` removes it and nothing else, not even the folder of a
+/// namespace alive whose pins protect nothing; a second call finds nothing to remove.
+#[test]
+fn pins_of_a_deleted_namespace_are_reported_and_detach_gone_removes_only_them() {
+    let bed = Bed::new();
+    bed.ok(&ATTACH);
+    let client = bed.lab.client.clone();
+    let in_client = |args: &[&str]| ok(bed.command_in(&client, args).output().unwrap(), args);
+    // A namespace alive whose pins protect nothing (its link detached) is not gone.
+    bed.add_veth_in(&client, "hs-idle");
+    in_client(&[
+        "attach",
+        "--iface",
+        "hs-idle",
+        "--ports",
+        "443",
+        "--xdp-mode",
+        "generic",
+    ]);
+    let client_dir = format!("{}/netns-{}", bed.pin_dir, cookie_of(&client));
+    link_detach(&format!("{client_dir}/hs-idle/link"));
+
+    let doomed = Namespace::add(format!("{}-gone", bed.lab.server));
+    bed.add_veth_in(&doomed.0, "hs-gone");
+    let attach = [
+        "attach",
+        "--iface",
+        "hs-gone",
+        "--ports",
+        "443",
+        "--xdp-mode",
+        "generic",
+    ];
+    ok(
+        bed.command_in(&doomed.0, &attach).output().unwrap(),
+        &attach,
+    );
+    let gone_dir = format!("{}/netns-{}", bed.pin_dir, cookie_of(&doomed.0));
+    doomed.delete();
+    // The kernel destroys a namespace from a work queue, after its last holder is gone.
+    wait_until_detached(&format!("{gone_dir}/hs-gone/link"));
+
+    let handshake = format!("handshake --pin-dir {}", bed.pin_dir);
+    let note = format!(
+        "note: {gone_dir} holds the pins of a network namespace that is gone (interfaces: hs-gone): they protect nothing and hold kernel memory until `{handshake} detach --gone`"
+    );
+    let status = bed.ok(&["status"]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], note, "{status}");
+    assert!(
+        lines[1].starts_with("hs-server: native XDP, ports 8080, program id "),
+        "{status}"
+    );
+    assert!(!status.contains(&client_dir), "{status}");
+    let json: Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        json["gone_namespaces"],
+        serde_json::json!([{
+            "pin_dir": gone_dir,
+            "netns_cookie": gone_dir.rsplit_once("netns-").unwrap().1.parse::<u64>().unwrap(),
+            "interfaces": ["hs-gone"],
+            "remove_with": format!("{handshake} detach --gone"),
+        }])
+    );
+    assert_eq!(json["interfaces"].as_array().unwrap().len(), 1);
+    let client_status = in_client(&["status"]);
+    assert_eq!(client_status.lines().next(), Some(note.as_str()));
+    assert!(
+        client_status.lines().nth(1).unwrap().starts_with(
+            "hs-idle: NOT PROTECTED: hs-idle was recreated or its XDP link was detached"
+        ),
+        "{client_status}"
+    );
+
+    // Removed from another namespace than the server's: only the gone folder goes.
+    assert_eq!(
+        in_client(&["detach", "--gone"]),
+        format!(
+            "removed {gone_dir}: the pins of a network namespace that is gone (interfaces: hs-gone)\n"
+        )
+    );
+    assert!(!std::path::Path::new(&gone_dir).exists());
+    assert!(std::path::Path::new(&format!("{client_dir}/hs-idle/link")).exists());
+    assert_eq!(
+        bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
+        "hs-server: protected ports 8080\n"
+    );
+    bed.connect(8080, 2);
+    assert_eq!(total(&bed.stats(), "syn_ack_sent"), 4);
+
+    // Idempotent, and status says nothing more about it.
+    assert_eq!(
+        bed.ok(&["detach", "--gone"]),
+        format!(
+            "no pins of a network namespace that is gone under {}\n",
+            bed.pin_dir
+        )
+    );
+    let status = bed.ok(&["status"]);
+    assert!(
+        status.starts_with("hs-server: native XDP, ports 8080, program id "),
+        "{status}"
+    );
+    let json: Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
+    assert_eq!(json["gone_namespaces"], serde_json::json!([]));
+}
+
+/// A network namespace of a test's own (`ip netns add`), deleted when dropped.
+struct Namespace(String);
+
+impl Namespace {
+    fn add(name: String) -> Self {
+        ip_netns(&["add", &name]);
+        Self(name)
+    }
+
+    /// `ip netns del`: the namespace dies with its last holder.
+    fn delete(self) {
+        ip_netns(&["del", &self.0]);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn ip_netns(args: &[&str]) {
+    let output = Command::new("ip").arg("netns").args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "ip netns {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn cookie_of(ns: &str) -> u64 {
+    handshake::lab::run_in(ns, handshake::interface::netns_cookie)
+        .unwrap()
+        .unwrap()
+}
+
+/// Waits until the kernel has detached the XDP link pinned at `pin` (its interface was
+/// unregistered), for at most 30 s.
+fn wait_until_detached(pin: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match handshake::gone::link_ifindex(std::path::Path::new(pin)) {
+            Ok(0) => return,
+            Ok(ifindex) if std::time::Instant::now() > deadline => {
+                panic!("the link pinned at {pin} is still attached to ifindex {ifindex} after 30 s")
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(error) => panic!("reading the link pinned at {pin}: {error}"),
+        }
+    }
+}
+
 /// What `bpftool link detach pinned PATH` does: BPF_OBJ_GET on the pin, then
 /// BPF_LINK_DETACH on the link (include/uapi/linux/bpf.h; bpftool is not installed here).
 fn link_detach(pin: &str) {

@@ -7,14 +7,15 @@ mod common;
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     net::TcpStream,
-    os::unix::process::ExitStatusExt as _,
+    os::{fd::AsRawFd as _, unix::process::ExitStatusExt as _},
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
+        mpsc,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::pinned::{ATTACH, BINARY, Bed, error, lines_of, scrape, sigterm};
@@ -186,6 +187,9 @@ fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
     let mut run = bed.run(&["--interval", "0.2", "--metrics", "127.0.0.1:9724"]);
     let lines = lines_of(run.stdout.take().unwrap());
     scrape(&bed.lab, 9724);
+    bed.connect(8080, 2);
+    // Clients that must delay no scrape, all connected before it (the listener's queue is
+    // first in, first out): 200 idle ones, and one that sends a byte every 300 ms.
     let idle: Vec<TcpStream> = run_in(&bed.lab.server, || {
         (0..200)
             .map(|_| TcpStream::connect(("127.0.0.1", 9724)).unwrap())
@@ -194,9 +198,11 @@ fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
     .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let slow_stop = stop.clone();
+    let (connected, slow_stream) = mpsc::channel();
     let slow = spawn_in(&bed.lab.server, move || {
         let mut stream = TcpStream::connect(("127.0.0.1", 9724)).unwrap();
         let _ = stream.write_all(b"GET /metr");
+        connected.send(stream.try_clone().unwrap()).unwrap();
         while !slow_stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(300));
             if stream.write_all(b"i").is_err() {
@@ -205,15 +211,26 @@ fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
         }
     })
     .unwrap();
-    bed.connect(8080, 2);
-    let started = Instant::now();
+    let slow_stream = slow_stream.recv().unwrap();
     let response = scrape(&bed.lab, 9724);
-    // A scrape served behind an idle client would wait out its 5 s deadline
-    // (metrics.rs); 4 s leaves room for a slow emulated VM and still tells them apart.
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "a scrape waited {:?} behind idle clients",
-        started.elapsed()
+    // The scrape was answered while every one of them still held its connection: the
+    // server closes a connection only once it has answered it or its 5 s deadline has
+    // passed (metrics.rs), and neither has happened to these (nothing to read, no end of
+    // stream), whereas a server taking connections in turn would have had to finish every
+    // earlier one before it read the scrape. An order of events, not a time: how long
+    // the scrape took does not matter, only that it came before the deadline that defines
+    // an idle client.
+    for (n, stream) in idle.iter().enumerate() {
+        assert_eq!(
+            unanswered(stream),
+            Ok(()),
+            "idle connection {n} was no longer open when the scrape was answered"
+        );
+    }
+    assert_eq!(
+        unanswered(&slow_stream),
+        Ok(()),
+        "the slow client's connection was no longer open when the scrape was answered"
     );
     assert!(
         response.contains("handshake_syn_ack_sent_total{iface=\"hs-server\",port=\"8080\"} 4\n"),
@@ -233,6 +250,29 @@ fn metrics_serve_every_scrape_beside_idle_and_slow_clients() {
     stop.store(true, Ordering::Relaxed);
     slow.join().unwrap();
     drop(idle);
+}
+
+/// `Ok` while the server has neither closed `stream` nor written to it: a read that does
+/// not wait (MSG_DONTWAIT) and takes nothing (MSG_PEEK, so the stream's own flags and the
+/// slow client's writes are left alone) finds no data and no end of stream yet.
+fn unanswered(stream: &TcpStream) -> Result<(), String> {
+    let mut byte = 0u8;
+    let read = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_PEEK,
+        )
+    };
+    match read {
+        0 => Err("closed by the server".to_owned()),
+        n if n > 0 => Err("answered by the server".to_owned()),
+        _ => match std::io::Error::last_os_error() {
+            error if error.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            error => Err(error.to_string()),
+        },
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     build_info,
+    gone::{self, GoneFolder},
     kernel_tcp::KernelTcp,
     loader::Mode,
     maps,
@@ -138,6 +139,64 @@ pub fn detach(root: &PinRoot, iface: &str) -> anyhow::Result<String> {
     })
 }
 
+/// `detach --gone`: removes the folders of network namespaces that are gone (see
+/// gone.rs), each under its lock, and says what it removed; a second call finds nothing.
+/// Never a namespace alive: its cookie is found, or its interfaces still run the links.
+pub fn detach_gone(root: &PinRoot) -> anyhow::Result<Vec<String>> {
+    let found = gone::find(root).context("nothing removed")?;
+    let mut done = Vec::new();
+    for GoneFolder { folder, .. } in found {
+        // Another `detach --gone` may be removing it: the lock waits, then finds no folder.
+        let Some(_lock) = folder.lock()? else {
+            continue;
+        };
+        let interfaces = folder.interfaces()?;
+        for iface in &interfaces {
+            remove_pins(&folder.iface_dir(iface))?;
+        }
+        fs::remove_dir(folder.path()).with_context(|| {
+            format!(
+                "removing {} failed; something else was put there",
+                folder.path().display()
+            )
+        })?;
+        done.push(format!(
+            "removed {}: the pins of a network namespace that is gone ({})",
+            folder.path().display(),
+            interface_list(&interfaces)
+        ));
+    }
+    if done.is_empty() {
+        done.push(format!(
+            "no pins of a network namespace that is gone under {}",
+            root.root().display()
+        ));
+    } else {
+        // The root goes with the last folder, as after the last detach.
+        let _ = fs::remove_dir(root.root());
+    }
+    Ok(done)
+}
+
+/// `interfaces: a, b` (or `interfaces: none`) for the lines about a gone folder.
+fn interface_list(interfaces: &[String]) -> String {
+    if interfaces.is_empty() {
+        "interfaces: none".to_owned()
+    } else {
+        format!("interfaces: {}", interfaces.join(", "))
+    }
+}
+
+/// The folders of namespaces that are gone, for `status`: when that cannot be told for
+/// sure, none (and why, at debug level): `status` never guesses.
+fn gone_folders(root: &PinRoot) -> Vec<GoneFolder> {
+    gone::find(root)
+        .inspect_err(|error| {
+            log::debug!("not telling which network namespaces are gone: {error:#}")
+        })
+        .unwrap_or_default()
+}
+
 /// The kernel releases a link whose last pin is gone from a work queue
 /// (`bpf_link_put`), a moment after the unlink: wait for it, so that "no longer protects"
 /// is true when it is printed.
@@ -254,6 +313,15 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
             folder.display()
         );
     }
+    for GoneFolder { folder, interfaces } in gone_folders(root) {
+        let _ = writeln!(
+            text,
+            "note: {} holds the pins of a network namespace that is gone ({}): they protect nothing and hold kernel memory until {}",
+            folder.path().display(),
+            interface_list(&interfaces),
+            root.command("detach --gone")
+        );
+    }
     if entries.is_empty() {
         let _ = writeln!(
             text,
@@ -361,11 +429,23 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
             })
         })
         .collect();
+    let gone: Vec<Value> = gone_folders(root)
+        .into_iter()
+        .map(|GoneFolder { folder, interfaces }| {
+            json!({
+                "pin_dir": folder.path(),
+                "netns_cookie": folder.cookie(),
+                "interfaces": interfaces,
+                "remove_with": root.command_line("detach --gone"),
+            })
+        })
+        .collect();
     Ok(json!({
         "pin_dir": root.path(),
         "version": build_info::VERSION,
         "program_tag": own.map(build_info::tag_hex),
-        "interfaces": interfaces
+        "interfaces": interfaces,
+        "gone_namespaces": gone
     }))
 }
 

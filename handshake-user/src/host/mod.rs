@@ -1,6 +1,7 @@
 //! What is read from the host: the interface (`interface.rs`), the namespace's TCP
-//! sysctls (`kernel_tcp.rs`), its local routing table (`local_table.rs`), the MSS an MTU gives (`mss.rs`), the privileges
-//! (`privileges.rs`); and what the host around an interface does to packets before or
+//! sysctls (`kernel_tcp.rs`), its local routing table (`local_table.rs`), the MSS an MTU
+//! gives (`mss.rs`), the privileges (`privileges.rs`), the network namespaces alive
+//! (`namespaces.rs`); and what the host around an interface does to packets before or
 //! after the XDP program, checked at attach: a port or an interface where handshake's
 //! answer would not be the kernel's is refused, with the fix.
 //!
@@ -13,6 +14,7 @@ pub mod interface;
 pub mod kernel_tcp;
 pub mod local_table;
 pub mod mss;
+pub mod namespaces;
 pub mod nat;
 pub mod nat_rules;
 pub mod privileges;

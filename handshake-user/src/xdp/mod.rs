@@ -7,12 +7,14 @@
 //! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs`, `counters.rs`: the
 //!   maps the loader shares with the program;
 //! - `pins.rs`: the pin folders under the BPF filesystem, per network namespace;
+//! - `gone.rs`: the folders of network namespaces that are gone;
 //! - `state.rs`: whether a pinned attachment still protects anything;
 //! - `build_info.rs`: which build of the program this binary holds and an interface runs.
 
 pub mod btf;
 pub mod build_info;
 pub mod counters;
+pub mod gone;
 pub mod kernel_layout;
 pub mod loader;
 pub mod local_routes;

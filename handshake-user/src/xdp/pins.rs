@@ -31,6 +31,8 @@ pub const PROGRAM: &str = "program";
 pub struct PinRoot {
     root: PathBuf,
     netns: PathBuf,
+    /// The namespace's cookie, which names its folder.
+    cookie: u64,
     /// How hints spell this program: with `--pin-dir` when the root is not the default.
     command: String,
 }
@@ -41,7 +43,8 @@ impl PinRoot {
     pub fn new(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
         let root = root.into();
         refuse_private_sys(&root)?;
-        let netns = root.join(format!("netns-{}", interface::netns_cookie()?));
+        let cookie = interface::netns_cookie()?;
+        let netns = root.join(format!("netns-{cookie}"));
         let command = if root == Path::new(DEFAULT_ROOT) {
             "handshake".to_owned()
         } else {
@@ -50,13 +53,39 @@ impl PinRoot {
         Ok(Self {
             root,
             netns,
+            cookie,
             command,
         })
     }
 
+    /// The folder of the namespace with `cookie` under the same root (another namespace's:
+    /// only for its pins, as `detach --gone` removes them).
+    pub fn of_cookie(&self, cookie: u64) -> Self {
+        Self {
+            root: self.root.clone(),
+            netns: self.root.join(format!("netns-{cookie}")),
+            cookie,
+            command: self.command.clone(),
+        }
+    }
+
     /// `handshake SUBCOMMAND` as a hint should spell it for this root.
     pub fn command(&self, subcommand: &str) -> String {
-        format!("`{} {subcommand}`", self.command)
+        format!("`{}`", self.command_line(subcommand))
+    }
+
+    /// The same, unquoted (for `--json`).
+    pub fn command_line(&self, subcommand: &str) -> String {
+        format!("{} {subcommand}", self.command)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cookie of this folder's namespace.
+    pub fn cookie(&self) -> u64 {
+        self.cookie
     }
 
     /// This namespace's folder.
@@ -142,6 +171,26 @@ impl PinRoot {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// The cookies of every namespace with a folder under the root (`netns-COOKIE`), this
+    /// one's included, sorted.
+    pub fn namespace_cookies(&self) -> Vec<u64> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut cookies: Vec<u64> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().is_dir())
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let cookie: u64 = name.to_str()?.strip_prefix("netns-")?.parse().ok()?;
+                // Exactly as `new` names it (not `netns-+7` or `netns-07`).
+                (name.to_str()? == format!("netns-{cookie}")).then_some(cookie)
+            })
+            .collect();
+        cookies.sort_unstable();
+        cookies
     }
 
     /// Folders under the root that are no namespace's: pins of a handshake from before
