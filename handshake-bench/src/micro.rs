@@ -23,7 +23,7 @@ use handshake::{
     lab::{CLIENT_V4, CLIENT_V6, Lab, SERVER_V4, SERVER_V6, run_in},
     loader::{Handshake, PASS_PROGRAM},
 };
-use handshake_bench::flood::FLOOD_OBJECT;
+use handshake_bench::{COUNTING_OBJECT, flood::FLOOD_OBJECT};
 use handshake_common::{config::Config, counters::ALL};
 
 use super::{
@@ -44,10 +44,6 @@ pub struct Timing {
     /// `None` for the baselines.
     pub calls: Option<([u64; 3], &'static str)>,
 }
-
-/// The product's program built with its `count-calls` feature (see build.rs).
-static COUNTING_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/handshake-xdp"));
 
 pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
     // A connection that stays open, for the established-flow path.

@@ -10,7 +10,7 @@ pub mod settings;
 pub mod xdp;
 
 // The modules by their own names too, as the commands, the tests and the benchmark use them.
-pub use commands::{attach, demo, docs, follow_host, live, metrics, ports, run, stats};
+pub use commands::{attach, demo, docs, follow_host, live, metrics, ports, run, stats, upgrade};
 pub use host::{interface, kernel_tcp, local_table, mss, namespaces, privileges};
 pub use xdp::{
     btf, build_info, counters, gone, kernel_layout, loader, local_routes, maps, pins, port_table,

@@ -25,6 +25,7 @@ use crate::{
     settings::Settings,
     source_lists::List,
     state::{self, Inspected, Pinned},
+    upgrade,
 };
 
 /// Attaches every interface in `all`, or none: each is checked before the first is
@@ -34,9 +35,12 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
     let (configs, kernel) = validate_all(all)?;
     let _lock = root.prepare_locked()?;
     let mut dead = Vec::new();
-    for settings in all {
-        if let Some(problem) = refuse_existing(root, &settings.iface)? {
-            dead.push((root.iface_dir(&settings.iface), problem));
+    let mut upgrades = Vec::new();
+    for (settings, config) in all.iter().zip(&configs) {
+        match existing(root, &settings.iface)? {
+            Existing::None => {}
+            Existing::Dead(problem) => dead.push((root.iface_dir(&settings.iface), problem)),
+            Existing::OtherBuild(pinned) => upgrades.push((settings, config, pinned)),
         }
     }
     for (dir, problem) in dead {
@@ -45,7 +49,11 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
     }
     let mut done: Vec<String> = kernel.describe().into();
     let mut attached: Vec<&str> = Vec::new();
-    for (settings, config) in all.iter().zip(&configs) {
+    let fresh = all
+        .iter()
+        .zip(&configs)
+        .filter(|(settings, _)| !upgrades.iter().any(|(up, _, _)| up.iface == settings.iface));
+    for (settings, config) in fresh {
         match attach_one(root, settings, config) {
             Ok(mode) => {
                 done.push(format!(
@@ -72,28 +80,52 @@ pub fn attach(root: &PinRoot, all: &[Settings]) -> anyhow::Result<()> {
             }
         }
     }
+    // After the fresh ones, which a failure here still takes back; each upgrade is whole
+    // or not at all (upgrade.rs).
+    for (settings, config, pinned) in &upgrades {
+        done.push(upgrade::upgrade(
+            root,
+            settings,
+            config,
+            pinned,
+            crate::XDP_OBJECT,
+        )?);
+    }
     for line in done {
         println!("{line}");
     }
     Ok(())
 }
 
-/// Refuses an interface handshake protects; pins that protect nothing any more (the
-/// interface was recreated, the link detached, an attach did not finish) are to be
-/// replaced: returns why.
-fn refuse_existing(root: &PinRoot, iface: &str) -> anyhow::Result<Option<String>> {
+/// What already holds an interface's pin folder.
+enum Existing {
+    None,
+    /// Pins that protect nothing any more (the interface was recreated, the link
+    /// detached, an attach did not finish), to be replaced; and why.
+    Dead(String),
+    /// Another build of handshake protects it: upgraded in place.
+    OtherBuild(Box<Pinned>),
+}
+
+/// Refuses an interface this build already protects.
+fn existing(root: &PinRoot, iface: &str) -> anyhow::Result<Existing> {
     let dir = root.iface_dir(iface);
     if !root.has(iface)? {
-        return Ok(None);
+        return Ok(Existing::None);
     }
     match state::inspect(root, iface) {
+        Inspected::Protected(pinned) if upgrade::is_other_build(&pinned)? => {
+            Ok(Existing::OtherBuild(Box::new(pinned)))
+        }
         Inspected::Protected(_) => bail!(
             "handshake already protects {iface} (pinned in {}); nothing changed. Change its ports with {}, or {} first",
             dir.display(),
             root.command(&format!("ports add|remove --iface {iface}")),
             root.command(&format!("detach --iface {iface}"))
         ),
-        gone => Ok(gone.problem().map(str::to_owned)),
+        gone => Ok(gone
+            .problem()
+            .map_or(Existing::None, |problem| Existing::Dead(problem.to_owned()))),
     }
 }
 
@@ -215,11 +247,13 @@ fn wait_until_detached(iface: &str, program_id: u32) -> anyhow::Result<()> {
 
 fn remove_pins(dir: &Path) -> anyhow::Result<()> {
     let names = [pins::LINK, pins::PROGRAM].into_iter().chain(maps::NAMES);
+    // With those an interrupted upgrade left beside them (upgrade.rs).
+    let names = names.flat_map(|name| [name.to_owned(), format!("{name}{}", crate::loader::NEXT)]);
     for name in names {
-        match fs::remove_file(dir.join(name)) {
+        match fs::remove_file(dir.join(&name)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => {
                 return Err(error)
-                    .with_context(|| format!("removing {} failed", dir.join(name).display()));
+                    .with_context(|| format!("removing {} failed", dir.join(&name).display()));
             }
             _ => {}
         }
@@ -368,11 +402,10 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
         if let Some(other) = other_build(entry, own.as_ref()) {
             let _ = writeln!(
                 text,
-                "{iface}: OTHER BUILD: it runs XDP program tag {other}, this binary (handshake {}) loads tag {}; {} and {} run this build",
+                "{iface}: OTHER BUILD: it runs XDP program tag {other}, this binary (handshake {}) loads tag {}; {} puts this build in place, keeping ports, lists and counters",
                 build_info::VERSION,
                 own.as_ref()
                     .map_or("unknown".to_owned(), |own| build_info::tag_hex(*own)),
-                root.command(&format!("detach --iface {iface}")),
                 root.command(&format!(
                     "attach --iface {iface} --ports {}",
                     ports::join(&entry.ports)

@@ -1,6 +1,7 @@
 //! One file per subcommand (or family of subcommands) of `handshake`:
 //!
 //! - `attach.rs`: `attach`, `detach` and `status`, protection kept by pins;
+//! - `upgrade.rs`: `attach` over another build's program, replacing it in place;
 //! - `run.rs`: `run`, protection for as long as the command runs;
 //! - `follow_host.rs`: what `run` keeps current from the host while it runs;
 //! - `ports.rs`: `ports add|remove|list` on an attached interface;
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod ports;
 pub mod run;
 pub mod stats;
+pub mod upgrade;

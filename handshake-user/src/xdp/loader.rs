@@ -1,11 +1,15 @@
 //! Loading the XDP program, filling its maps and attaching it to an interface.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{ProgramError, Xdp, XdpMode, links::FdLink, xdp::XdpLinkId},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use handshake_common::config::{Config, MODE_GENERIC, MODE_NATIVE};
 
@@ -14,6 +18,10 @@ use crate::{XDP_OBJECT, counters::Snapshot, local_table::HostRoutes, maps::Maps,
 /// The program in the object that answers SYNs, and the pass-through one for veth peers.
 pub const PROGRAM: &str = "handshake";
 pub const PASS_PROGRAM: &str = "handshake_pass";
+
+/// What an upgrade appends to the names of the pins it makes beside the running ones.
+/// (Not a dot: the BPF filesystem refuses names with dots, `bpf_lookup`.)
+pub const NEXT: &str = "_next";
 
 /// How to attach: `Auto` tries native XDP and falls back to generic with a warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -72,21 +80,58 @@ impl Handshake {
 
     /// Loads another build of the program: the benchmark's, which counts its calls.
     pub fn load_object(object: &[u8], pin_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_inner(
+            object,
+            &[],
+            pin_dir.map(|dir| dir.join(pins::PROGRAM)),
+            |name| pin_dir.map(|dir| dir.join(name)),
+        )
+    }
+
+    /// Loads `object` to replace the program pinned in `dir` (an upgrade, upgrade.rs): the
+    /// maps named in `inherited` are the pinned ones, shared with the running program;
+    /// the program and every other map are pinned under the same names with `_next`
+    /// appended, for the caller to rename once the link runs the new program.
+    pub fn load_inheriting(
+        object: &[u8],
+        dir: &Path,
+        inherited: &[&'static str],
+    ) -> anyhow::Result<Self> {
+        let next = |name: &str| dir.join(format!("{name}{NEXT}"));
+        let pins: Vec<(&str, PathBuf)> = inherited
+            .iter()
+            .map(|&name| (name, dir.join(name)))
+            .collect();
+        Self::load_inner(object, &pins, Some(next(pins::PROGRAM)), |name| {
+            (!inherited.contains(&name)).then(|| next(name))
+        })
+    }
+
+    fn load_inner(
+        object: &[u8],
+        inherited: &[(&str, PathBuf)],
+        program_pin: Option<PathBuf>,
+        map_pin: impl Fn(&str) -> Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         crate::privileges::require("loading and attaching XDP")?;
         let layout = crate::kernel_layout::read()?;
-        let mut ebpf = EbpfLoader::new()
-            .override_global(crate::kernel_layout::GLOBAL, &layout, true)
+        let mut loader = EbpfLoader::new();
+        loader.override_global(crate::kernel_layout::GLOBAL, &layout, true);
+        // aya opens a map pinned at the given path instead of creating it.
+        for (name, path) in inherited {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
             .load(object)
             .context("loading the embedded XDP object failed")?;
         let program: &mut Xdp = program(&mut ebpf, PROGRAM)?;
         program.load().map_err(explain_load_error)?;
-        if let Some(dir) = pin_dir {
-            let path = dir.join(pins::PROGRAM);
+        if let Some(path) = program_pin {
             program
                 .pin(&path)
                 .with_context(|| format!("pinning the program at {} failed", path.display()))?;
         }
-        let mut maps = Maps::take(&mut ebpf, pin_dir)?;
+        let mut maps = Maps::take(&mut ebpf, map_pin)?;
         // Which destinations are this host's: without them every SYN would be passed.
         // (IPv6 link-local ones once `attach` knows the interface.)
         maps.local_routes
@@ -96,6 +141,21 @@ impl Handshake {
             maps,
             attached: None,
         })
+    }
+
+    /// Makes the pinned XDP link at `path` run this program instead of the one it runs
+    /// (`bpf_link_update`: the driver swaps one pointer, so every frame meets one program
+    /// or the other, never neither).
+    pub fn replace_on_link(&mut self, path: &Path) -> anyhow::Result<()> {
+        let link = PinnedLink::from_pin(path)
+            .with_context(|| format!("opening the pinned link {} failed", path.display()))?;
+        let link = XdpLink::try_from(FdLink::from(link))
+            .with_context(|| format!("{} is not an XDP link", path.display()))?;
+        let program: &mut Xdp = program(&mut self.ebpf, PROGRAM)?;
+        program
+            .attach_to_link(link)
+            .context("replacing the program on the XDP link (bpf_link_update) failed")?;
+        Ok(())
     }
 
     /// A map that only another build of the program has (the benchmark's `CALLS`).

@@ -1,7 +1,7 @@
 //! The program's maps as the loader sees them, whether just loaded or reopened from their
 //! pins under the BPF filesystem by a later `handshake` process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use aya::{
@@ -21,15 +21,15 @@ use crate::{
 };
 
 /// Map names in the object (handshake-ebpf/src/maps.rs), also their pin file names.
-const CONFIG: &str = "CONFIG";
-const PORTS: &str = "PORTS";
+pub const CONFIG: &str = "CONFIG";
+pub const PORTS: &str = "PORTS";
 const SLOT_PORTS: &str = "SLOT_PORTS";
-const PORT_COUNTERS: &str = "PORT_COUNTERS";
+pub const PORT_COUNTERS: &str = "PORT_COUNTERS";
 const COUNTERS: &str = "COUNTERS";
-const ALLOW_V4: &str = "ALLOW_V4";
-const ALLOW_V6: &str = "ALLOW_V6";
-const DENY_V4: &str = "DENY_V4";
-const DENY_V6: &str = "DENY_V6";
+pub const ALLOW_V4: &str = "ALLOW_V4";
+pub const ALLOW_V6: &str = "ALLOW_V6";
+pub const DENY_V4: &str = "DENY_V4";
+pub const DENY_V6: &str = "DENY_V6";
 const LOCAL_V4: &str = "LOCAL_V4";
 const LOCAL_V6: &str = "LOCAL_V6";
 pub const NAMES: [&str; 11] = [
@@ -55,15 +55,14 @@ pub struct Maps {
 }
 
 impl Maps {
-    /// Takes the maps out of a freshly loaded object, pinning each under `pin_dir` first
-    /// when given.
-    pub fn take(ebpf: &mut Ebpf, pin_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// Takes the maps out of a freshly loaded object, pinning each where `pin_at` says
+    /// first (nowhere for `None`).
+    pub fn take(ebpf: &mut Ebpf, pin_at: impl Fn(&str) -> Option<PathBuf>) -> anyhow::Result<Self> {
         let mut take = |name: &str| -> anyhow::Result<Map> {
             let map = ebpf
                 .take_map(name)
                 .ok_or_else(|| anyhow!("the XDP object has no map {name}"))?;
-            if let Some(dir) = pin_dir {
-                let path = dir.join(name);
+            if let Some(path) = pin_at(name) {
                 map.pin(&path)
                     .with_context(|| format!("pinning map {name} at {} failed", path.display()))?;
             }

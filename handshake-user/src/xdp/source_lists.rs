@@ -215,7 +215,7 @@ pub fn remove(maps: &mut Maps, list: List, prefixes: &[Prefix]) -> anyhow::Resul
 }
 
 /// Sets `Config::lists` from what the tries hold now.
-fn update_bits(maps: &mut Maps) -> anyhow::Result<()> {
+pub fn update_bits(maps: &mut Maps) -> anyhow::Result<()> {
     let mut lists = 0;
     for list in [List::Allow, List::Deny] {
         let (bit_v4, bit_v6) = list.bits();
