@@ -63,6 +63,30 @@ pub const LOCAL_ROUTES: u32 = 1 << 16;
 pub const ROUTE_LOCAL: u8 = 1;
 pub const ROUTE_NOT_LOCAL: u8 = 0;
 
+/// Addresses per family `LocalHosts` holds.
+pub const LOCAL_HOSTS_LEN: usize = 4;
+/// `LocalHosts::v4_len` / `v6_len` when the family's local routes are not all host routes
+/// (an AnyIP prefix) or too many: the program asks the `LOCAL_*` trie instead.
+pub const ASK_TRIE: u8 = u8::MAX;
+
+/// The usual local table, in a form the program checks without a helper call: when a
+/// family's local routes are a few host routes (a server's addresses), the destination is
+/// local exactly when it is one of them. Loopback routes are left out: the program drops
+/// SYNs to loopback addresses before it asks (`martian`). The single entry of the
+/// `LOCAL_HOSTS` array map, kept with the tries by the loader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalHosts {
+    /// IPv4 addresses as the packet holds them (network order).
+    pub v4: [[u8; 4]; LOCAL_HOSTS_LEN],
+    /// IPv6 addresses as four words in packet order.
+    pub v6: [[u32; 4]; LOCAL_HOSTS_LEN],
+    /// How many of `v4` and `v6` are set, or `ASK_TRIE`.
+    pub v4_len: u8,
+    pub v6_len: u8,
+    pub _pad: [u8; 6],
+}
+
 pub const MODE_NATIVE: u8 = 1;
 pub const MODE_GENERIC: u8 = 2;
 
@@ -78,3 +102,5 @@ pub const MAX_PORTS: u32 = 1024;
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for LocalHosts {}

@@ -65,12 +65,14 @@ impl HostRoutes {
     }
 
     /// What frames arriving on `iface` find local: every route, but IPv6 link-local ones
-    /// only of `iface` itself (none when no interface is named). A prefix listed twice
-    /// (several devices) is local if one says so.
+    /// only of `iface` itself (none when no interface is named), and no loopback ones (a
+    /// frame from the wire to a loopback address is martian: `ip_route_input_slow`,
+    /// `ip6_rcv_core`). A prefix listed twice (several devices) is local if one says so.
     pub fn seen_from(&self, iface: Option<&str>) -> LocalTable {
         let mut table = BTreeMap::new();
         for route in &self.0 {
-            if is_link_local(route.prefix.address) && route.dev.as_deref() != iface {
+            let address = route.prefix.address;
+            if address.is_loopback() || (is_link_local(address) && route.dev.as_deref() != iface) {
                 continue;
             }
             let entry = table.entry(route.prefix).or_insert(route.route);
@@ -193,7 +195,7 @@ mod tests {
         assert!(!local("198.18.0.255"));
         assert!(local("198.19.0.7"));
         assert!(!local("198.19.0.255"));
-        assert!(local("127.0.0.53"));
+        assert!(!local("127.0.0.53"));
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub const DENY_V4: &str = "DENY_V4";
 pub const DENY_V6: &str = "DENY_V6";
 const LOCAL_V4: &str = "LOCAL_V4";
 const LOCAL_V6: &str = "LOCAL_V6";
-pub const NAMES: [&str; 11] = [
+const LOCAL_HOSTS: &str = "LOCAL_HOSTS";
+pub const NAMES: [&str; 12] = [
     CONFIG,
     PORTS,
     SLOT_PORTS,
@@ -44,6 +45,7 @@ pub const NAMES: [&str; 11] = [
     DENY_V6,
     LOCAL_V4,
     LOCAL_V6,
+    LOCAL_HOSTS,
 ];
 
 pub struct Maps {
@@ -106,7 +108,8 @@ impl Maps {
             deny_v6,
             local_v4,
             local_v6,
-        ]: [Map; 11] = maps
+            local_hosts,
+        ]: [Map; 12] = maps
             .try_into()
             .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
         Ok(Self {
@@ -130,6 +133,7 @@ impl Maps {
             local_routes: LocalRoutes {
                 v4: LpmTrie::try_from(local_v4)?,
                 v6: LpmTrie::try_from(local_v6)?,
+                hosts: Array::try_from(local_hosts)?,
             },
         })
     }
