@@ -6,7 +6,7 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, atomic::AtomicBool},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use handshake::lab::{
@@ -54,13 +54,9 @@ fn legitimate_connections_complete_during_a_flood_answered_only_by_handshake() {
             for n in 0..CONNECTIONS {
                 // Spread the connections over the flood.
                 std::thread::sleep(Duration::from_millis(40));
-                let started = Instant::now();
+                // No clock here: a SYN the server missed would be sent again, and the exact
+                // SYN count below would tell.
                 echo::exchange(server, format!("hello {n}\n").as_bytes()).unwrap();
-                assert!(
-                    started.elapsed() < Duration::from_secs(1),
-                    "connection {n} took {:?}",
-                    started.elapsed()
-                );
                 connected += 1;
             }
             connected

@@ -12,15 +12,50 @@ use crate::{
     local_table::HostRoutes,
 };
 
-/// Reads the host again and writes what changed into each program; a line per change.
-pub fn follow<'a>(programs: impl IntoIterator<Item = (&'a str, &'a mut Handshake)>) -> Vec<String> {
+/// What the host holds now, read off `run`'s event loop (it runs `ip` and may join PID
+/// 1's network namespace for `net.core.rmem_max`), for `follow`.
+pub struct HostNow {
+    /// The XDP program of every interface that has one (`run` follows its own).
+    pub xdp: Vec<interface::XdpProgram>,
+    routes: anyhow::Result<HostRoutes>,
+    rmem_max: anyhow::Result<u32>,
+    /// Per interface: its MAC and IPv6 hop limit, where readable.
+    interfaces: Vec<(String, Option<[u8; 6]>, Option<u8>)>,
+}
+
+impl HostNow {
+    pub fn read(interfaces: Vec<String>) -> Self {
+        Self {
+            xdp: interface::xdp_programs(),
+            routes: HostRoutes::read(),
+            rmem_max: RmemMax::read().map(RmemMax::value),
+            interfaces: interfaces
+                .into_iter()
+                .map(|iface| {
+                    let mac = interface::ethernet_mac(&iface).ok();
+                    let hop_limit = kernel_tcp::ipv6_hop_limit(&iface).ok();
+                    (iface, mac, hop_limit)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writes what changed since into each program; a line per change.
+pub fn follow<'a>(
+    now: &HostNow,
+    programs: impl IntoIterator<Item = (&'a str, &'a mut Handshake)>,
+) -> Vec<String> {
     let mut said = Vec::new();
-    let routes = HostRoutes::read()
-        .map_err(|error| said.push(format!("reading the local routing table failed: {error:#}")))
-        .ok();
-    let rmem_max = RmemMax::read().map(RmemMax::value);
+    let routes = match &now.routes {
+        Ok(routes) => Some(routes),
+        Err(error) => {
+            said.push(format!("reading the local routing table failed: {error:#}"));
+            None
+        }
+    };
     for (iface, handshake) in programs {
-        if let Some(routes) = &routes {
+        if let Some(routes) = routes {
             let now = routes.seen_from(Some(iface));
             let local_routes = &mut handshake.maps.local_routes;
             match local_routes.table() {
@@ -41,13 +76,11 @@ pub fn follow<'a>(programs: impl IntoIterator<Item = (&'a str, &'a mut Handshake
             continue;
         };
         let was = config;
-        if let Ok(mac) = interface::ethernet_mac(iface) {
-            config.mac = mac;
+        if let Some((_, mac, hop_limit)) = now.interfaces.iter().find(|(name, ..)| name == iface) {
+            config.mac = mac.unwrap_or(config.mac);
+            config.hop_limit = hop_limit.unwrap_or(config.hop_limit);
         }
-        if let Ok(hop_limit) = kernel_tcp::ipv6_hop_limit(iface) {
-            config.hop_limit = hop_limit;
-        }
-        if let Ok(rmem_max) = rmem_max {
+        if let Ok(rmem_max) = now.rmem_max {
             config.rmem_max = rmem_max;
         }
         if config == was {

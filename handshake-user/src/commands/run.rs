@@ -15,7 +15,8 @@ use handshake_common::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    follow_host, interface,
+    follow_host::{self, HostNow},
+    interface,
     kernel_tcp::KernelTcp,
     loader::{Handshake, Mode},
     metrics, ports,
@@ -106,15 +107,13 @@ impl Running {
             .and_then(|protected| protected.lost.as_deref())
     }
 
-    /// Follows the interfaces (`follow_interfaces`) and what the programs were given from
-    /// the host (`follow_host`).
-    fn follow(&mut self) {
-        self.follow_interfaces();
+    /// What the programs were given from the host, as `HostNow` read it (`follow_host.rs`).
+    fn follow_host(&mut self, now: &HostNow) {
         let programs = self
             .interfaces
             .iter_mut()
             .map(|protected| (protected.iface.as_str(), &mut protected.handshake));
-        for line in follow_host::follow(programs) {
+        for line in follow_host::follow(now, programs) {
             log::warn!("{line}");
         }
     }
@@ -122,13 +121,19 @@ impl Running {
     /// An interface that is deleted takes its XDP program with it, and one created again
     /// under the same name starts without: say so once, and attach again as soon as an
     /// interface of that name is back.
-    fn follow_interfaces(&mut self) {
+    fn follow_interfaces(&mut self, now: &HostNow) {
         for protected in &mut self.interfaces {
             let Ok(id) = protected.handshake.program_id() else {
                 continue;
             };
             let iface = protected.iface.as_str();
-            if interface::xdp_program(iface).is_some_and(|running| running.id == id) {
+            let running = |program: &&interface::XdpProgram| program.iface == iface;
+            if now
+                .xdp
+                .iter()
+                .find(running)
+                .is_some_and(|running| running.id == id)
+            {
                 continue;
             }
             if protected.lost.is_none() {
@@ -252,6 +257,10 @@ async fn watch(
     let mut log_ticks = tokio::time::interval(Duration::from_millis(100));
     // Asking the kernel what each interface runs costs an `ip` process: once a second.
     let mut follow_ticks = tokio::time::interval(Duration::from_secs(1));
+    // Not at once: everything was read for the attach a moment ago.
+    follow_ticks.tick().await;
+    // The host as read off this loop (`HostNow`), once a second.
+    let mut reading = None;
     let mut last = (running.borrow().sample()?, Instant::now());
     let server = async {
         match server {
@@ -266,7 +275,20 @@ async fn watch(
             _ = interrupt.recv() => return Ok(()),
             _ = log_ticks.tick() => loggers.iter_mut().for_each(|logger| logger.flush()),
             () = &mut server => {}
-            _ = follow_ticks.tick() => running.borrow_mut().follow(),
+            // Read off this loop (each read runs `ip`), so that a slow host never holds up
+            // the counters, a scrape or SIGTERM.
+            _ = follow_ticks.tick(), if reading.is_none() => {
+                let interfaces = running.borrow().interfaces.iter().map(|p| p.iface.clone()).collect();
+                reading = Some(tokio::task::spawn_blocking(move || HostNow::read(interfaces)));
+            }
+            now = async { reading.as_mut().expect("checked").await }, if reading.is_some() => {
+                reading = None;
+                if let Ok(now) = now {
+                    let mut running = running.borrow_mut();
+                    running.follow_interfaces(&now);
+                    running.follow_host(&now);
+                }
+            }
             _ = ticks.tick() => {
                 let now = (running.borrow().sample()?, Instant::now());
                 let seconds = now.1.duration_since(last.1).as_secs_f64();
