@@ -56,6 +56,7 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
         counters: Snapshot::default(),
         ports: [(443, PortCounters::default())].into_iter().collect(),
         dry_run: false,
+        limits: Default::default(),
     };
     let gone = Gone {
         iface: "eth1".to_owned(),
