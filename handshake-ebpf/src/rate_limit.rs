@@ -147,6 +147,6 @@ fn take(buckets: &LruHashMap<BucketKey, Bucket>, key: &BucketKey, now: u64, rate
     calls::count(Call::Helper, 1);
     // A full map evicts its least recently used entry; an insert that fails anyway only
     // means the next SYN finds no bucket and starts a full one.
-    let _ = buckets.insert(key, &bucket, 0);
+    let _ = buckets.insert(key, bucket, 0);
     taken
 }
