@@ -237,3 +237,59 @@ fn a_spoofed_flood_at_one_network_reflects_at_most_the_cap() {
         "hs-server: rate limits SYN-ACKs per destination network 20/s (burst 40)\n"
     );
 }
+
+#[test]
+fn limits_come_from_attach_flags_and_the_config_file() {
+    let bed = Bed::new();
+    let mut attach = ATTACH.to_vec();
+    attach.extend(["--syn-per-source", "5/10", "--syn-acks-per-second", "1000"]);
+    bed.ok(&attach);
+    assert_eq!(
+        bed.ok(&["limit", "show", "--iface", IFACE]),
+        "hs-server: rate limits SYNs per source host 5/s (burst 10), SYN-ACKs per second 1000/s (burst 1000)\n"
+    );
+    // `limit set` changes the limits it names and keeps the others.
+    assert_eq!(
+        bed.ok(&[
+            "limit",
+            "set",
+            "--iface",
+            IFACE,
+            "--syn-per-source",
+            "off",
+            "--syn-per-network",
+            "50/100"
+        ]),
+        "hs-server: rate limits SYNs per source network 50/s (burst 100), SYN-ACKs per second 1000/s (burst 1000)\n"
+    );
+    let status: serde_json::Value = serde_json::from_str(&bed.ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        status["interfaces"][0]["limits"],
+        serde_json::json!({
+            "syn_per_source": null,
+            "syn_per_network": {"per_second": 50, "burst": 100},
+            "syn_acks_per_second": {"per_second": 1000, "burst": 1000},
+            "syn_acks_per_destination": null,
+        })
+    );
+    assert_eq!(
+        bed.error(&["limit", "set", "--iface", IFACE]),
+        format!(
+            "handshake: no limit given; give one or more of --syn-per-source, --syn-per-network, --syn-acks-per-second, --syn-acks-per-destination with RATE[/BURST] or `off` (e.g. `handshake --pin-dir {} limit set --iface {IFACE} --syn-per-source 20/40`)\n",
+            bed.pin_dir
+        )
+    );
+    bed.ok(&["detach", "--iface", IFACE]);
+    let config = bed.config(
+        "limits",
+        &format!(
+            "[[interface]]\nname = \"{IFACE}\"\nports = [8080]\nxdp_mode = \"native\"\nsyn_acks_per_destination = \"30/60\"\n"
+        ),
+    );
+    bed.ok(&["attach", "--config", &config]);
+    assert_eq!(
+        bed.ok(&["limit", "show", "--iface", IFACE]),
+        "hs-server: rate limits SYN-ACKs per destination network 30/s (burst 60)\n"
+    );
+    bed.connect(8080, 2);
+}

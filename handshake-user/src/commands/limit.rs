@@ -28,9 +28,9 @@ pub fn change(root: &PinRoot, iface: &str, change: LimitChange) -> anyhow::Resul
         LimitChange::Set(changes) => {
             if changes.iter().all(Option::is_none) {
                 bail!(
-                    "no limit given; give one or more of {} with RATE[/BURST] or `off` (e.g. {} --iface {iface} --syn-per-source 20/40)",
+                    "no limit given; give one or more of {} with RATE[/BURST] or `off` (e.g. {})",
                     FLAGS.join(", "),
-                    root.command("limit set")
+                    root.command(&format!("limit set --iface {iface} --syn-per-source 20/40"))
                 );
             }
             now.changed(changes)
