@@ -11,18 +11,22 @@
 //! refused SYN costs no further helper call.
 
 use aya_ebpf::{
-    helpers::generated::bpf_ktime_get_ns, macros::map, maps::LruHashMap, programs::XdpContext,
+    bindings::xdp_md, helpers::generated::bpf_ktime_get_ns, macros::map, maps::LruHashMap,
+    programs::XdpContext,
 };
 use handshake_common::{
     config::{LIMIT_DESTINATION, LIMIT_NETWORK, LIMIT_SOURCE, LIMIT_SYN_ACKS},
     counters::Counter,
     rate_limit::{BUCKETS, Bucket, BucketKey, HOST_V4, HOST_V6, NETWORK_V4, NETWORK_V6, Rate},
 };
-use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+};
 
 use crate::{
     calls::{self, Call},
-    headers::{Family, Segment, ptr_at, words},
+    headers::{Family, Segment, ptr_at},
     maps,
 };
 
@@ -39,23 +43,15 @@ static SYN_ACK_BUCKETS: LruHashMap<BucketKey, Bucket> = LruHashMap::with_max_ent
 /// through.
 #[inline(always)]
 pub fn refused<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<Counter> {
-    let (family, words) = match segment.family {
-        Family::Ipv4 => {
-            let ip = ptr_at::<Ipv4Hdr>(ctx, L2)?;
-            (4, [u32::from_ne_bytes(unsafe { (*ip).src_addr }), 0, 0, 0])
-        }
-        Family::Ipv6 => {
-            let ip = ptr_at::<Ipv6Hdr>(ctx, L2)?;
-            let [a, b, c, d] = words(unsafe { &(*ip).src_addr });
-            (6, [a, b, c, d])
-        }
+    // `limited` reads the source address after an untagged Ethernet header, which is
+    // where every frame has it by now (vlan.rs lifts the tags before the handling).
+    const { assert!(L2 == EthHdr::LEN) };
+    let family = match segment.family {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 6,
     };
     calls::count(Call::Subprogram, 1);
-    // An IPv4 source's last three words are never read (its keys keep four bytes), and
-    // LLVM would pass them uninitialized, which the verifier refuses: `black_box` makes
-    // it set them.
-    let [w0, w1, w2, w3] = core::hint::black_box(words);
-    match limited(family, w0, w1, w2, w3) {
+    match limited(ctx.ctx, family) {
         RATE_LIMITED => Some(Counter::SynDroppedRateLimited),
         REFLECTION_CAP => Some(Counter::SynDroppedReflectionCap),
         _ => None,
@@ -68,22 +64,33 @@ const REFLECTION_CAP: u32 = 2;
 /// A global function (exported, as `handle` is): the verifier checks its paths through
 /// the buckets once, on their own, rather than once more for every path of the SYN code
 /// after them (inlined, they took the program from ~395k explored instructions to
-/// ~735k). Its arguments are scalars (see handshake-ebpf/src/main.rs on BTF): the
-/// family (4 or 6) and the source address as four words in packet order.
+/// ~735k). Its arguments are the context and the family (4 or 6), which the verifier
+/// takes on any kernel; the source address passed as scalars instead was, in one build,
+/// partly left unset by LLVM, which the verifier refuses.
 ///
 /// The host's bucket goes before its network's, and the destination's before the
 /// interface's: a refused SYN takes no token from the wider bucket, so one flooding host
 /// or one victim network does not use up what the others share.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn limited(family: u32, w0: u32, w1: u32, w2: u32, w3: u32) -> u32 {
+pub fn limited(ctx: *mut xdp_md, family: u32) -> u32 {
+    let ctx = &XdpContext::new(ctx);
     let Some(config) = maps::config() else {
         return 0;
     };
     let limits = config.limits;
-    let ([a, b, c, d], [e, f, g, h]) = (w0.to_ne_bytes(), w1.to_ne_bytes());
-    let ([i, j, k, l], [m, n, o, p]) = (w2.to_ne_bytes(), w3.to_ne_bytes());
-    let source = [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p];
+    let source = if family == 4 {
+        let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN) else {
+            return 0;
+        };
+        let [a, b, c, d] = unsafe { (*ip).src_addr };
+        [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    } else {
+        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, EthHdr::LEN) else {
+            return 0;
+        };
+        unsafe { (*ip).src_addr }
+    };
     let (host_len, network_len) = if family == 4 {
         (HOST_V4, NETWORK_V4)
     } else {
