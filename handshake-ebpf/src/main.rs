@@ -12,6 +12,7 @@
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
 //! - `sources.rs`  looks the source up in the operator's allow and deny lists;
+//! - `rate_limit.rs` holds SYNs to the operator's rates per source and SYN-ACK destination;
 //! - `dry_run.rs`  passes what would be sent or dropped, in dry run;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
 //! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
@@ -36,6 +37,8 @@ mod listener;
 mod listener_settings;
 #[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod rate_limit;
 #[cfg(target_arch = "bpf")]
 mod sources;
 #[cfg(target_arch = "bpf")]

@@ -5,10 +5,14 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, build_info, config_file, interface, live,
+    attach, build_info, config_file, interface,
+    limit::{self, LimitChange},
+    live,
     loader::Mode,
     pins::{DEFAULT_ROOT, PinRoot},
-    ports, prefix, privileges, run,
+    ports, prefix, privileges,
+    rate_limits::{self, FLAGS, Limits},
+    run,
     settings::Settings,
     source_lists::List,
     state, stats,
@@ -59,10 +63,49 @@ struct Protect {
     /// `handshake dry-run --iface IF off` enforces.
     #[arg(long)]
     dry_run: bool,
-    /// A TOML file naming interfaces, ports, MSS, timestamps, source lists and the metrics
-    /// address, instead of the flags above.
-    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps", "allow", "deny"])]
+    #[command(flatten)]
+    limits: LimitFlags,
+    /// A TOML file naming interfaces, ports, MSS, timestamps, source lists, rate limits
+    /// and the metrics address, instead of the flags above.
+    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps", "allow", "deny",
+        "syn_per_source", "syn_per_network", "syn_acks_per_second", "syn_acks_per_destination"])]
     config: Option<PathBuf>,
+}
+
+/// The SYN rate limits, each RATE[/BURST] (a second, and the burst above it; default
+/// burst: RATE) or `off`. SYNs over a limit are dropped and counted.
+#[derive(Args)]
+struct LimitFlags {
+    /// SYNs a second from one source host (IPv4 /32, IPv6 /64).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_per_source: Option<String>,
+    /// SYNs a second from one source network (IPv4 /24, IPv6 /48).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_per_network: Option<String>,
+    /// SYN-ACKs a second from the interface (SYNs over it are dropped).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_acks_per_second: Option<String>,
+    /// SYN-ACKs a second to one destination network (IPv4 /24, IPv6 /48): the most a
+    /// spoofed flood can reflect at a victim.
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_acks_per_destination: Option<String>,
+}
+
+impl LimitFlags {
+    /// Per flag, in `rate_limits::FLAGS` order: a rate, `off`, or not given.
+    fn changes(&self) -> anyhow::Result<[rate_limits::Change; 4]> {
+        let texts = [
+            &self.syn_per_source,
+            &self.syn_per_network,
+            &self.syn_acks_per_second,
+            &self.syn_acks_per_destination,
+        ];
+        let mut changes = [None; 4];
+        for ((change, flag), text) in changes.iter_mut().zip(FLAGS).zip(texts) {
+            *change = rate_limits::parse_change(flag, text.as_deref())?;
+        }
+        Ok(changes)
+    }
 }
 
 #[derive(Subcommand)]
@@ -124,6 +167,11 @@ enum Command {
     Deny {
         #[command(subcommand)]
         change: ListCommand,
+    },
+    /// The SYN rate limits per source and the caps on SYN-ACKs, live.
+    Limit {
+        #[command(subcommand)]
+        change: LimitCommand,
     },
     /// Switch dry run on (count every verdict, pass every packet) or off, live.
     DryRun {
@@ -227,6 +275,30 @@ enum ListCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum LimitCommand {
+    /// Set the limits given (RATE[/BURST] or `off`); the others stay as they are.
+    Set {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Show the limits that are on.
+    Show {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+    },
+    /// Switch every limit off.
+    Off {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Switch {
     On,
@@ -258,6 +330,7 @@ impl Protect {
             allow: prefix::parse_all(self.allow.iter().map(String::as_str))?,
             deny: prefix::parse_all(self.deny.iter().map(String::as_str))?,
             dry_run: self.dry_run,
+            limits: Limits::default().changed(self.limits.changes()?),
         };
         Ok((vec![settings], None))
     }
@@ -364,6 +437,17 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Deny { change } => {
             end_quietly_on_broken_pipe();
             change_list(&pins("changing the pinned maps")?, List::Deny, change)
+        }
+        Command::Limit { change } => {
+            end_quietly_on_broken_pipe();
+            let root = pins("changing the pinned maps")?;
+            let (iface, change) = match change {
+                LimitCommand::Set { iface, limits } => (iface, LimitChange::Set(limits.changes()?)),
+                LimitCommand::Show { iface } => (iface, LimitChange::Show),
+                LimitCommand::Off { iface } => (iface, LimitChange::Off),
+            };
+            println!("{}", limit::change(&root, &iface, change)?);
+            Ok(())
         }
         Command::DryRun { iface, state } => {
             end_quietly_on_broken_pipe();

@@ -21,6 +21,7 @@ use crate::{
     maps,
     pins::{self, PinRoot},
     ports,
+    rate_limits::{self, Limits},
     run::{prepare, validate_all},
     settings::Settings,
     source_lists::List,
@@ -286,6 +287,8 @@ struct Entry {
     /// How many prefixes the allow and deny lists hold.
     allow: Option<usize>,
     deny: Option<usize>,
+    /// The SYN rate limits (`handshake limit`).
+    limits: Option<Limits>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -308,6 +311,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: pinned.and_then(Pinned::dry_run),
             allow: pinned.and_then(|pinned| pinned.list_len(List::Allow)),
             deny: pinned.and_then(|pinned| pinned.list_len(List::Deny)),
+            limits: pinned.and_then(|pinned| rate_limits::read(&pinned.maps).ok()),
             iface,
         };
         entries.push(entry);
@@ -327,6 +331,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: None,
             allow: None,
             deny: None,
+            limits: None,
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -399,6 +404,14 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
                 root.command(&format!("allow|deny list --iface {iface}"))
             );
         }
+        if let Some(limits) = entry.limits.filter(|limits| !limits.is_off()) {
+            let _ = writeln!(
+                text,
+                "{iface}: rate limits {}; {} shows them",
+                limits.describe(),
+                root.command(&format!("limit show --iface {iface}"))
+            );
+        }
         if let Some(other) = other_build(entry, own.as_ref()) {
             let _ = writeln!(
                 text,
@@ -459,6 +472,7 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "dry_run": entry.dry_run,
                 "allow_prefixes": entry.allow,
                 "deny_prefixes": entry.deny,
+                "limits": entry.limits.map(|limits| limits.json()),
             })
         })
         .collect();
@@ -537,6 +551,7 @@ mod tests {
             dry_run: Some(false),
             allow: Some(0),
             deny: Some(0),
+            limits: None,
         }
     }
 

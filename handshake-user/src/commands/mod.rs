@@ -6,6 +6,7 @@
 //! - `follow_host.rs`: what `run` keeps current from the host while it runs;
 //! - `ports.rs`: `ports add|remove|list` on an attached interface;
 //! - `live.rs`: `allow`, `deny` and `dry-run` on an attached interface;
+//! - `limit.rs`: `limit set|show|off`, the SYN rate limits of an attached interface;
 //! - `stats.rs`: `stats` (and `--watch`);
 //! - `metrics.rs`: `metrics` and `run --metrics`, the Prometheus exporter;
 //! - `demo.rs`: `demo`, a lab of namespaces to see it work;
@@ -15,6 +16,7 @@ pub mod attach;
 pub mod demo;
 pub mod docs;
 pub mod follow_host;
+pub mod limit;
 pub mod live;
 pub mod metrics;
 pub mod ports;
