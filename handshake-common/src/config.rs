@@ -38,6 +38,15 @@ pub struct Config {
     /// passes: no SYN is rewritten into a SYN-ACK, nothing is dropped.
     pub dry_run: u8,
     pub _pad: [u8; 1],
+    /// Sampling for `handshake capture` and `top` (`sample.rs`): bit `1 << counter` set for
+    /// each verdict to sample into the `SAMPLES` ring buffer; 0 (no capture runs) costs the
+    /// program this one test.
+    pub sample_counters: u64,
+    /// Sample 1 in this many of those frames (0 and 1: every one).
+    pub sample_every: u32,
+    /// The pid of the capture that turned sampling on: `status` tells a running capture
+    /// from one that was killed and left sampling on.
+    pub sample_owner: u32,
 }
 
 /// The default of `Config::flood_syn_acks`: far above what a server's real clients

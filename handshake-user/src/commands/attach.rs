@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     build_info,
+    capture::{self, Sampling},
     gone::{self, GoneFolder},
     kernel_tcp::KernelTcp,
     loader::Mode,
@@ -286,6 +287,8 @@ struct Entry {
     /// How many prefixes the allow and deny lists hold.
     allow: Option<usize>,
     deny: Option<usize>,
+    /// Whether the program samples packets, and for which capture (`capture.rs`).
+    sampling: Option<Sampling>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -308,6 +311,9 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: pinned.and_then(Pinned::dry_run),
             allow: pinned.and_then(|pinned| pinned.list_len(List::Allow)),
             deny: pinned.and_then(|pinned| pinned.list_len(List::Deny)),
+            sampling: pinned
+                .and_then(|pinned| pinned.maps.config().ok())
+                .and_then(|config| capture::sampling(&config)),
             iface,
         };
         entries.push(entry);
@@ -327,6 +333,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: None,
             allow: None,
             deny: None,
+            sampling: None,
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -389,6 +396,28 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
                 "{iface}: DRY RUN: every verdict is counted, every packet passes to the kernel; {} enforces",
                 root.command(&format!("dry-run --iface {iface} off"))
             );
+        }
+        match &entry.sampling {
+            Some(Sampling {
+                owner,
+                running: true,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING packets for a capture or top (pid {owner})"
+                );
+            }
+            Some(Sampling {
+                owner,
+                running: false,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING LEFT ON by a capture that is gone (pid {owner}, killed?): each sampled frame costs the program about 5 helper calls; {} turns it off",
+                    root.command(&format!("capture --iface {iface} --stop"))
+                );
+            }
+            None => {}
         }
         if let (Some(allow), Some(deny)) = (entry.allow, entry.deny)
             && allow + deny > 0
@@ -459,6 +488,10 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "dry_run": entry.dry_run,
                 "allow_prefixes": entry.allow,
                 "deny_prefixes": entry.deny,
+                "sampling": entry.sampling.as_ref().map(|sampling| json!({
+                    "pid": sampling.owner,
+                    "running": sampling.running,
+                })),
             })
         })
         .collect();
@@ -537,6 +570,7 @@ mod tests {
             dry_run: Some(false),
             allow: Some(0),
             deny: Some(0),
+            sampling: None,
         }
     }
 
