@@ -499,7 +499,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             seconds,
             json,
         } => {
-            end_quietly_on_broken_pipe();
+            // No end_quietly_on_broken_pipe: top turns sampling off when its reader goes.
             let root = pins("sampling packets")?;
             let seconds = seconds
                 .map(|text| duration("--seconds", text))

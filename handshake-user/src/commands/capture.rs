@@ -11,7 +11,6 @@ use std::{
     collections::BTreeMap,
     fs::File,
     io::BufWriter,
-    os::fd::AsRawFd as _,
     path::Path,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
@@ -59,6 +58,10 @@ fn clear(config: &mut Config) {
     config.sample_every = 0;
     config.sample_owner = 0;
 }
+
+/// How often a session drains the ring buffer: 1 MiB holds about 6,000 samples, so up to
+/// ~120,000 samples a second are read before the program has to skip any.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -159,15 +162,13 @@ impl Session {
         self.pinned.maps.set_config(&config)
     }
 
-    /// The samples the program wrote, waiting up to `timeout` for the first.
+    /// The samples the program wrote, after waiting `timeout` (at most `DRAIN_EVERY`, or
+    /// until a signal). The program does not wake its reader (see handshake-ebpf's
+    /// sample.rs): the ring is drained every `DRAIN_EVERY`.
     pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<Sample>> {
-        let mut poll = libc::pollfd {
-            fd: self.ring.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        if unsafe { libc::poll(&mut poll, 1, ms) } < 0 {
+        let ms = timeout.min(DRAIN_EVERY).as_millis() as i32;
+        // A sleep that a signal ends (nanosleep would be restarted by std's sleep).
+        if unsafe { libc::poll(std::ptr::null_mut(), 0, ms) } < 0 {
             let error = std::io::Error::last_os_error();
             if error.kind() != std::io::ErrorKind::Interrupted {
                 return Err(error).context("waiting for samples failed");

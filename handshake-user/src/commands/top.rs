@@ -7,7 +7,7 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     fmt::Write as _,
-    io::IsTerminal as _,
+    io::{IsTerminal as _, Write as _},
     net::{Ipv4Addr, Ipv6Addr},
     time::{Duration, Instant},
 };
@@ -247,11 +247,20 @@ pub fn run(
             seconds_seen.pop_front();
         }
         let sums = window(&seconds_seen, session.every);
-        match (as_json, redraw) {
-            (true, _) => println!("{}", to_json(iface, &sums)),
+        let text = match (as_json, redraw) {
+            (true, _) => format!("{}\n", to_json(iface, &sums)),
             // Home the cursor and clear the screen, so the table redraws in place.
-            (false, true) => print!("\x1b[H\x1b[2J{}", table(iface, &sums)),
-            (false, false) => println!("{}", table(iface, &sums)),
+            (false, true) => format!("\x1b[H\x1b[2J{}", table(iface, &sums)),
+            (false, false) => format!("{}\n", table(iface, &sums)),
+        };
+        // A reader that went away (`top | head`) ends top like Ctrl-C: sampling off.
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
         }
         let done = seconds.is_some_and(|limit| started.elapsed() >= limit);
         if stopped() || done {
