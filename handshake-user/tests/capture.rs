@@ -351,3 +351,27 @@ fn top_names_the_sources_and_ports_of_a_traffic_mix() {
     ];
     assert_eq!(lines.collect::<Vec<_>>(), expected, "{output}");
 }
+
+#[test]
+fn pins_of_a_build_without_samples_still_open_and_capture_says_why() {
+    let bed = attached();
+    std::fs::remove_file(Path::new(&bed.ns_dir).join(SERVER_IFACE).join("SAMPLES")).unwrap();
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-server: native XDP, ports 8080, program id "),
+        "pins without SAMPLES are still an attachment (and `attach` upgrades them in place)"
+    );
+    let path = pcap_path(&bed, "old-pins");
+    assert_eq!(
+        bed.error(&[
+            "capture",
+            "--iface",
+            SERVER_IFACE,
+            "-w",
+            path.to_str().unwrap()
+        ]),
+        "handshake: no SAMPLES ring buffer: it was attached by a build of handshake without packet samples; attach this build to sample\n"
+    );
+    assert_sampling_off(&bed);
+    let _ = std::fs::remove_file(&path);
+}

@@ -74,11 +74,14 @@ impl Maps {
             }
             Ok(map)
         };
+        let samples = take(SAMPLES)?;
         Self::from_maps(
             NAMES
-                .map(&mut take)
                 .into_iter()
+                .filter(|name| *name != SAMPLES)
+                .map(&mut take)
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            Some(samples),
         )
     }
 
@@ -92,14 +95,18 @@ impl Maps {
         };
         Self::from_maps(
             NAMES
-                .map(open)
                 .into_iter()
+                .filter(|name| *name != SAMPLES)
+                .map(open)
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            // The pins of a build from before samples have none: they still open, so that
+            // `attach` upgrades them in place.
+            open(SAMPLES).ok(),
         )
     }
 
-    /// The maps in `NAMES` order.
-    fn from_maps(maps: Vec<Map>) -> anyhow::Result<Self> {
+    /// The maps in `NAMES` order, but `SAMPLES`.
+    fn from_maps(maps: Vec<Map>, samples: Option<Map>) -> anyhow::Result<Self> {
         let [
             config,
             ports,
@@ -113,10 +120,12 @@ impl Maps {
             local_v4,
             local_v6,
             local_hosts,
-            samples,
-        ]: [Map; 13] = maps
-            .try_into()
-            .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
+        ]: [Map; 12] = maps.try_into().map_err(|_| {
+            anyhow!(
+                "expected the {} maps {NAMES:?} but {SAMPLES}",
+                NAMES.len() - 1
+            )
+        })?;
         Ok(Self {
             config: Array::try_from(config)?,
             ports: PortTable::new(
@@ -140,7 +149,7 @@ impl Maps {
                 v6: LpmTrie::try_from(local_v6)?,
                 hosts: Array::try_from(local_hosts)?,
             },
-            samples: Some(samples),
+            samples,
         })
     }
 
@@ -158,10 +167,11 @@ impl Maps {
 
     /// The ring buffer the program writes packet samples into, for its one reader.
     pub fn take_samples(&mut self) -> anyhow::Result<RingBuf<MapData>> {
-        let map = self
-            .samples
-            .take()
-            .ok_or_else(|| anyhow!("the {SAMPLES} ring buffer was taken already"))?;
+        let map = self.samples.take().ok_or_else(|| {
+            anyhow!(
+                "no {SAMPLES} ring buffer: it was attached by a build of handshake without packet samples; attach this build to sample"
+            )
+        })?;
         RingBuf::try_from(map).context("opening the SAMPLES ring buffer failed")
     }
 
