@@ -273,3 +273,105 @@ pub fn run(
     }
     session.stop()
 }
+
+#[cfg(test)]
+mod tests {
+    use handshake_common::sample::SAMPLE_BYTES;
+
+    use super::*;
+
+    /// An Ethernet frame with IPv6 (`v6`) or IPv4 from `src` to `dst`, TCP ports and flags.
+    fn sample(counter: Counter, v6: bool, ports: (u16, u16), flags: u8) -> Sample {
+        let mut frame = vec![0u8; 12];
+        if v6 {
+            frame.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64]);
+            frame.extend_from_slice(&"2001:2:0:7::1".parse::<Ipv6Addr>().unwrap().octets());
+            frame.extend_from_slice(&"2001:2:1::9".parse::<Ipv6Addr>().unwrap().octets());
+        } else {
+            frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            frame.extend_from_slice(&[198, 18, 3, 77, 198, 18, 0, 1]);
+        }
+        frame.extend_from_slice(&ports.0.to_be_bytes());
+        frame.extend_from_slice(&ports.1.to_be_bytes());
+        frame.extend_from_slice(&[0; 8]);
+        frame.extend_from_slice(&[0x50, flags, 0, 0, 0, 0, 0, 0]);
+        let mut data = [0; SAMPLE_BYTES];
+        data[..frame.len()].copy_from_slice(&frame);
+        Sample {
+            time_ns: 0,
+            counter: counter as u32,
+            len: frame.len() as u32,
+            captured: frame.len() as u32,
+            _pad: 0,
+            data,
+        }
+    }
+
+    #[test]
+    fn an_answered_syn_counts_for_its_client_and_service_port() {
+        // Sampled as the SYN-ACK: from the service (port 443) to the client.
+        let syn_ack = sample(Counter::SynAckSent, true, (443, 50000), 0x12);
+        assert_eq!(
+            classify(&syn_ack),
+            Some(Seen {
+                class: 0,
+                source: "2001:2:1::/48".to_owned(),
+                port: 443
+            })
+        );
+        let forged = sample(Counter::AckDroppedForged, false, (50000, 443), 0x10);
+        assert_eq!(
+            classify(&forged),
+            Some(Seen {
+                class: 2,
+                source: "198.18.3.0/24".to_owned(),
+                port: 443
+            })
+        );
+        let denied_syn = sample(Counter::DroppedDenied, false, (50000, 22), 0x02);
+        assert_eq!(classify(&denied_syn).map(|seen| seen.class), Some(1));
+        // A denied source's other packets are not SYNs dropped.
+        let denied_ack = sample(Counter::DroppedDenied, false, (50000, 22), 0x10);
+        assert_eq!(classify(&denied_ack), None);
+    }
+
+    #[test]
+    fn json_ranks_by_count_then_key() {
+        let mut second = Second::default();
+        for (source, count) in [
+            ("198.18.9.0/24", 1),
+            ("198.18.1.0/24", 3),
+            ("198.18.2.0/24", 3),
+        ] {
+            second.sources.insert((2, source.to_owned()), count);
+        }
+        second.ports.insert((2, 443), 7);
+        let sums = window(&VecDeque::from([second]), 4);
+        assert_eq!(
+            to_json("eth0", &sums),
+            json!({
+                "iface": "eth0",
+                "window_seconds": 1,
+                "sample_every": 4,
+                "classes": {
+                    "syn_answered": {"samples": 0, "sources": [], "ports": []},
+                    "syn_dropped": {"samples": 0, "sources": [], "ports": []},
+                    "ack_forged": {
+                        "samples": 7,
+                        "sources": [
+                            {"prefix": "198.18.1.0/24", "samples": 3},
+                            {"prefix": "198.18.2.0/24", "samples": 3},
+                            {"prefix": "198.18.9.0/24", "samples": 1}
+                        ],
+                        "ports": [{"port": 443, "samples": 7}]
+                    }
+                }
+            })
+        );
+        assert!(
+            table("eth0", &sums).starts_with(
+                "eth0: top of the last 1 s, 1 in 4 frames sampled: counts are samples\n"
+            )
+        );
+    }
+}
