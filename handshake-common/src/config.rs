@@ -50,6 +50,15 @@ pub struct Config {
     /// source /24 or /48): a cap on what a spoofed flood can reflect at a victim.
     pub syn_acks: Rate,
     pub syn_acks_per_destination: Rate,
+    /// Sampling for `handshake capture` and `top` (`sample.rs`): bit `1 << counter` set for
+    /// each verdict to sample into the `SAMPLES` ring buffer; 0 (no capture runs) costs the
+    /// program this one test.
+    pub sample_counters: u64,
+    /// Sample 1 in this many of those frames (0 and 1: every one).
+    pub sample_every: u32,
+    /// The pid of the capture that turned sampling on: `status` tells a running capture
+    /// from one that was killed and left sampling on.
+    pub sample_owner: u32,
 }
 
 /// `Config::limits` bits: which of the `Config` rates is on.
@@ -129,6 +138,6 @@ mod tests {
 
     #[test]
     fn config_is_a_multiple_of_8_bytes() {
-        assert_eq!(size_of::<Config>(), 56);
+        assert_eq!(size_of::<Config>(), 72);
     }
 }

@@ -12,6 +12,7 @@ pub mod flood;
 pub mod listener;
 pub mod martian;
 pub mod rate_limit;
+pub mod sample;
 pub mod syn_ack;
 pub mod syn_options;
 pub mod tcp;

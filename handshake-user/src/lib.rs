@@ -5,13 +5,14 @@ pub mod commands;
 pub mod config_file;
 pub mod host;
 pub mod lab;
+pub mod pcap;
 pub mod prefix;
 pub mod settings;
 pub mod xdp;
 
 // The modules by their own names too, as the commands, the tests and the benchmark use them.
 pub use commands::{
-    attach, demo, docs, follow_host, limit, live, metrics, ports, run, stats, upgrade,
+    attach, capture, demo, docs, follow_host, limit, live, metrics, ports, run, stats, top, upgrade,
 };
 pub use host::{interface, kernel_tcp, local_table, mss, namespaces, privileges};
 pub use xdp::{

@@ -5,7 +5,9 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, build_info, config_file, interface,
+    attach, build_info,
+    capture::{self, Limit},
+    config_file, interface,
     limit::{self, LimitChange},
     live,
     loader::Mode,
@@ -15,8 +17,9 @@ use handshake::{
     run,
     settings::Settings,
     source_lists::List,
-    state, stats,
+    state, stats, top,
 };
+use handshake_common::sample::Class;
 
 #[derive(Parser)]
 #[command(
@@ -193,6 +196,59 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write frames the XDP program samples (their first 128 bytes) to a pcap file, for
+    /// tcpdump or Wireshark. Sampling is on only while it runs.
+    Capture {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// Which verdicts, comma-separated: answered (syn_ack_sent, sampled as the
+        /// SYN-ACK sent), forged (ack_dropped_forged), dropped (every *_dropped_*), all
+        /// (every packet to a protected port).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        verdict: Vec<Verdict>,
+        /// Sample 1 in N of those frames (at random).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        sample: u32,
+        /// Stop after N frames.
+        #[arg(long, value_name = "N", conflicts_with = "seconds")]
+        count: Option<u64>,
+        /// Stop after S seconds (default: at Ctrl-C).
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        /// The pcap file to write.
+        #[arg(
+            short = 'w',
+            long = "write",
+            value_name = "FILE.pcap",
+            required_unless_present = "stop"
+        )]
+        write: Option<PathBuf>,
+        /// Turn sampling off instead (left on by a capture that was killed with SIGKILL).
+        #[arg(long, conflicts_with_all = ["write", "count", "seconds"])]
+        stop: bool,
+    },
+    /// The top source prefixes (/24, /48) and destination ports of the SYNs answered, the
+    /// SYNs dropped and the forged ACKs of the last seconds, from sampled frames; redrawn
+    /// every second.
+    Top {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// Sample 1 in N frames to start with (top halves the rate itself above 20000
+        /// samples a second, and says so).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        sample: u32,
+        /// Over the last S seconds.
+        #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        window: u64,
+        /// Stop after S seconds (default: at Ctrl-C).
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        /// One JSON document per second.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve Prometheus metrics for every attached interface.
     Metrics {
         /// Where to serve http://ADDR:PORT/metrics, e.g. 127.0.0.1:9720.
@@ -300,6 +356,25 @@ enum LimitCommand {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum Verdict {
+    Answered,
+    Forged,
+    Dropped,
+    All,
+}
+
+impl Verdict {
+    fn class(self) -> Class {
+        match self {
+            Verdict::Answered => Class::Answered,
+            Verdict::Forged => Class::Forged,
+            Verdict::Dropped => Class::Dropped,
+            Verdict::All => Class::All,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum Switch {
     On,
     Off,
@@ -376,6 +451,13 @@ fn interval(text: &str) -> anyhow::Result<Duration> {
             "--interval {text:?} is not a number of seconds from 0.1 to 3600; give e.g. --interval 1"
         ),
     }
+}
+
+fn duration(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        bail!("{flag} {seconds} is not a number of seconds from 0 to 86400; give e.g. {flag} 10");
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn socket_address(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
@@ -462,6 +544,51 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             end_quietly_on_broken_pipe();
             let root = pins("reading the pinned maps")?;
             stats::run(&root, iface.as_deref(), watch, json)
+        }
+        Command::Capture {
+            iface,
+            verdict,
+            sample,
+            count,
+            seconds,
+            write,
+            stop,
+        } => {
+            let root = pins("sampling packets")?;
+            if stop {
+                println!("{}", capture::stop(&root, &iface)?);
+                return Ok(());
+            }
+            let limit = match (count, seconds) {
+                (Some(frames), _) => Limit::Frames(frames),
+                (None, Some(text)) => Limit::Duration(duration("--seconds", text)?),
+                (None, None) => Limit::Signal,
+            };
+            let counters = verdict
+                .iter()
+                .fold(0, |bits, verdict| bits | verdict.class().counters());
+            let Some(path) = write else {
+                bail!("give -w FILE.pcap");
+            };
+            println!(
+                "{}",
+                capture::capture(&root, &iface, counters, sample, limit, &path)?
+            );
+            Ok(())
+        }
+        Command::Top {
+            iface,
+            sample,
+            window,
+            seconds,
+            json,
+        } => {
+            // No end_quietly_on_broken_pipe: top turns sampling off when its reader goes.
+            let root = pins("sampling packets")?;
+            let seconds = seconds
+                .map(|text| duration("--seconds", text))
+                .transpose()?;
+            top::run(&root, &iface, sample, window as usize, seconds, json)
         }
         Command::Metrics { listen } => {
             let address = socket_address("--listen", &listen)?;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     build_info,
+    capture::{self, Sampling},
     gone::{self, GoneFolder},
     kernel_tcp::KernelTcp,
     loader::Mode,
@@ -289,6 +290,8 @@ struct Entry {
     deny: Option<usize>,
     /// The SYN rate limits (`handshake limit`).
     limits: Option<Limits>,
+    /// Whether the program samples packets, and for which capture (`capture.rs`).
+    sampling: Option<Sampling>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -312,6 +315,9 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             allow: pinned.and_then(|pinned| pinned.list_len(List::Allow)),
             deny: pinned.and_then(|pinned| pinned.list_len(List::Deny)),
             limits: pinned.and_then(|pinned| rate_limits::read(&pinned.maps).ok()),
+            sampling: pinned
+                .and_then(|pinned| pinned.maps.config().ok())
+                .and_then(|config| capture::sampling(&config)),
             iface,
         };
         entries.push(entry);
@@ -332,6 +338,7 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             allow: None,
             deny: None,
             limits: None,
+            sampling: None,
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -394,6 +401,28 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
                 "{iface}: DRY RUN: every verdict is counted, every packet passes to the kernel; {} enforces",
                 root.command(&format!("dry-run --iface {iface} off"))
             );
+        }
+        match &entry.sampling {
+            Some(Sampling {
+                owner,
+                running: true,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING packets for a capture or top (pid {owner})"
+                );
+            }
+            Some(Sampling {
+                owner,
+                running: false,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING LEFT ON by a capture that is gone (pid {owner}, killed?): each sampled frame costs the program about 5 helper calls; {} turns it off",
+                    root.command(&format!("capture --iface {iface} --stop"))
+                );
+            }
+            None => {}
         }
         if let (Some(allow), Some(deny)) = (entry.allow, entry.deny)
             && allow + deny > 0
@@ -473,6 +502,10 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "allow_prefixes": entry.allow,
                 "deny_prefixes": entry.deny,
                 "limits": entry.limits.map(|limits| limits.json()),
+                "sampling": entry.sampling.as_ref().map(|sampling| json!({
+                    "pid": sampling.owner,
+                    "running": sampling.running,
+                })),
             })
         })
         .collect();
@@ -552,6 +585,7 @@ mod tests {
             allow: Some(0),
             deny: Some(0),
             limits: None,
+            sampling: None,
         }
     }
 

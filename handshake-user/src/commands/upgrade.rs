@@ -160,7 +160,9 @@ fn inheritable(dir: &Path, object: &[u8]) -> anyhow::Result<Vec<&'static str>> {
 /// The kinds of map the program has.
 fn map_data(map: &Map) -> Option<&MapData> {
     match map {
-        Map::Array(data) | Map::PerCpuArray(data) | Map::LpmTrie(data) => Some(data),
+        Map::Array(data) | Map::PerCpuArray(data) | Map::LpmTrie(data) | Map::RingBuf(data) => {
+            Some(data)
+        }
         _ => None,
     }
 }
