@@ -321,6 +321,44 @@ fn run_follows_new_local_addresses_and_a_new_mac() {
     assert!(run.wait().unwrap().success());
 }
 
+/// VLAN devices are named IF.VID, and the BPF filesystem refuses names with a dot: the pin
+/// folder spells the dot as ':' (which no interface name holds), and every command still
+/// speaks of the interface by its name.
+#[test]
+fn an_interface_with_a_dot_in_its_name_is_attached_listed_and_detached() {
+    let bed = Bed::new();
+    bed.add_veth("hs-v.7");
+    let attach = [
+        "attach",
+        "--iface",
+        "hs-v.7",
+        "--ports",
+        "443",
+        "--xdp-mode",
+        "generic",
+    ];
+    assert!(
+        bed.ok(&attach)
+            .contains("handshake protects TCP ports 443 on hs-v.7 (generic XDP")
+    );
+    assert!(bed.xdp_on("hs-v.7"));
+    assert!(std::path::Path::new(&format!("{}/hs-v:7/link", bed.ns_dir)).exists());
+    assert!(
+        bed.ok(&["status"])
+            .starts_with("hs-v.7: generic XDP, ports 443, program id "),
+        "{}",
+        bed.ok(&["status"])
+    );
+    bed.ok(&["ports", "add", "--iface", "hs-v.7", "8443"]);
+    assert_eq!(
+        bed.ok(&["ports", "list", "--iface", "hs-v.7"]),
+        "hs-v.7: protected ports 443,8443\n"
+    );
+    bed.ok(&["detach", "--iface", "hs-v.7"]);
+    assert!(!bed.xdp_on("hs-v.7"));
+    assert!(!std::path::Path::new(&format!("{}/hs-v:7", bed.ns_dir)).exists());
+}
+
 #[test]
 fn a_refused_native_attach_keeps_the_kernels_errno() {
     let bed = Bed::new();

@@ -94,7 +94,7 @@ impl PinRoot {
     }
 
     pub fn iface_dir(&self, iface: &str) -> PathBuf {
-        self.netns.join(iface)
+        self.netns.join(folder_name(iface))
     }
 
     /// Mounts the BPF filesystem at /sys/fs/bpf when the root lies there and nothing is
@@ -167,7 +167,7 @@ impl PinRoot {
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .filter(|entry| entry.path().is_dir())
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .map(|entry| iface_name(&entry.file_name().to_string_lossy()))
             .collect();
         names.sort();
         Ok(names)
@@ -302,4 +302,28 @@ fn mount_bpffs() -> anyhow::Result<()> {
     }
     log::info!("mounted the BPF filesystem at {BPF_MOUNT}");
     Ok(())
+}
+
+/// The folder of interface `iface`: the BPF filesystem refuses names with a dot (`bpf_lookup`
+/// reserves them), which VLAN devices have (`eth0.100`); an interface name never holds a
+/// ':' (`check_name`), so each dot becomes one.
+fn folder_name(iface: &str) -> String {
+    iface.replace('.', ":")
+}
+
+/// The interface a folder is for (`folder_name` undone).
+fn iface_name(folder: &str) -> String {
+    folder.replace(':', ".")
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::{folder_name, iface_name};
+
+    #[test]
+    fn vlan_interfaces_get_folders_without_dots() {
+        assert_eq!(folder_name("eth0.100"), "eth0:100");
+        assert_eq!(iface_name("eth0:100"), "eth0.100");
+        assert_eq!(folder_name("hs-server"), "hs-server");
+    }
 }
