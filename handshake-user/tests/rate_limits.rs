@@ -15,7 +15,7 @@ use common::{
     pinned::{ATTACH, Bed, total},
     raw::send_frames,
 };
-use handshake::lab::{CLIENT_IFACE, SERVER_IFACE, SERVER_V4, run_in};
+use handshake::lab::{CLIENT_IFACE, SERVER_IFACE, SERVER_V4};
 
 const IFACE: &str = SERVER_IFACE;
 const SERVER: [u8; 4] = SERVER_V4.octets();
@@ -29,43 +29,6 @@ fn syn(source: [u8; 4], source_port: u16) -> Vec<u8> {
 /// for the refill already under way when it began.
 fn refilled(per_second: u64, start: Instant) -> u64 {
     (start.elapsed().as_secs_f64() * per_second as f64).ceil() as u64 + 1
-}
-
-/// An AF_PACKET socket on the client's veth that sees every frame arriving there.
-fn capture(bed: &Bed) -> i32 {
-    run_in(&bed.lab.client, || {
-        let index = handshake::interface::index(CLIENT_IFACE).unwrap();
-        let protocol = (libc::ETH_P_ALL as u16).to_be();
-        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
-        assert!(socket >= 0, "AF_PACKET socket");
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = protocol;
-        address.sll_ifindex = index as i32;
-        let bound = unsafe {
-            libc::bind(
-                socket,
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 500_000,
-        };
-        unsafe {
-            libc::setsockopt(
-                socket,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        socket
-    })
-    .unwrap()
 }
 
 /// The IPv4 SYN-ACKs the socket saw from the server's 8080 to a destination whose first
@@ -177,7 +140,7 @@ fn a_spoofed_flood_at_one_network_reflects_at_most_the_cap() {
         status.contains("hs-server: rate limits SYN-ACKs per destination network 20/s (burst 40)"),
         "{status}"
     );
-    let socket = capture(&bed);
+    let socket = common::raw::listen_on_client(&bed.lab, 500_000);
     let before = bed.stats();
     // 1,000 SYNs "from" 198.19.1.0/24 (the victim's network), each from a host and port
     // of its own, as a reflection attack spoofs them.

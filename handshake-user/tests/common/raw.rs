@@ -98,39 +98,7 @@ fn reply(lab: &Lab, mut syn: Vec<u8>, to_server_mac: bool) -> Option<Vec<u8>> {
         [0x08, 0x00] => u16::from_be_bytes([syn[l3 + 20], syn[l3 + 21]]),
         _ => u16::from_be_bytes([syn[l3 + 40], syn[l3 + 41]]),
     };
-    let listening = run_in(&lab.client, move || {
-        let index = interface::index(CLIENT_IFACE).unwrap();
-        let protocol = (libc::ETH_P_ALL as u16).to_be();
-        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
-        assert!(socket >= 0, "AF_PACKET socket");
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = protocol;
-        address.sll_ifindex = index as i32;
-        let bound = unsafe {
-            libc::bind(
-                socket,
-                (&address as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        unsafe {
-            libc::setsockopt(
-                socket,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        socket
-    })
-    .unwrap();
+    let listening = listen_on_client(lab, 200_000);
     send(lab, vec![syn], to_server_mac);
     run_in(&lab.client, move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -159,6 +127,44 @@ fn reply(lab: &Lab, mut syn: Vec<u8>, to_server_mac: bool) -> Option<Vec<u8>> {
         }
         unsafe { libc::close(listening) };
         None
+    })
+    .unwrap()
+}
+
+/// An AF_PACKET socket on the client's veth that sees every frame arriving there, whose
+/// reads give up after `timeout_us` of quiet. The caller closes it.
+pub fn listen_on_client(lab: &Lab, timeout_us: i64) -> i32 {
+    run_in(&lab.client, move || {
+        let index = interface::index(CLIENT_IFACE).unwrap();
+        let protocol = (libc::ETH_P_ALL as u16).to_be();
+        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
+        assert!(socket >= 0, "AF_PACKET socket");
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = protocol;
+        address.sll_ifindex = index as i32;
+        let bound = unsafe {
+            libc::bind(
+                socket,
+                (&address as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: timeout_us / 1_000_000,
+            tv_usec: timeout_us % 1_000_000,
+        };
+        unsafe {
+            libc::setsockopt(
+                socket,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        socket
     })
     .unwrap()
 }
