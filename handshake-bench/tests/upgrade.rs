@@ -40,7 +40,6 @@ fn settings() -> Settings {
         allow: Vec::new(),
         deny: Vec::new(),
         dry_run: false,
-        limits: Default::default(),
     }
 }
 

@@ -6,7 +6,6 @@
 //! - `kernel_layout.rs`, `btf.rs`: where this kernel keeps the listener's settings;
 //! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs`, `counters.rs`: the
 //!   maps the loader shares with the program;
-//! - `rate_limits.rs`: the SYN rate limits in the program's configuration;
 //! - `pins.rs`: the pin folders under the BPF filesystem, per network namespace;
 //! - `gone.rs`: the folders of network namespaces that are gone;
 //! - `state.rs`: whether a pinned attachment still protects anything;
@@ -22,6 +21,5 @@ pub mod local_routes;
 pub mod maps;
 pub mod pins;
 pub mod port_table;
-pub mod rate_limits;
 pub mod source_lists;
 pub mod state;
