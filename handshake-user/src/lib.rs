@@ -14,7 +14,7 @@ pub use commands::{attach, demo, docs, follow_host, live, metrics, ports, run, s
 pub use host::{interface, kernel_tcp, local_table, mss, namespaces, privileges};
 pub use xdp::{
     btf, build_info, counters, gone, kernel_layout, loader, local_routes, maps, pins, port_table,
-    source_lists, state,
+    prefix_tries, source_lists, state,
 };
 
 /// The XDP object handshake-ebpf builds (see build.rs), embedded in the binary.

@@ -7,17 +7,17 @@
 //! A replacement writes every route before it removes the ones gone, so an address that
 //! stays local is never missing in between (a SYN to it would be passed, not broken).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use anyhow::{Context as _, bail};
-use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
+use aya::maps::{Array, MapData};
 use handshake_common::config::{ASK_TRIE, LOCAL_HOSTS_LEN, LOCAL_ROUTES, LocalHosts, ROUTE_LOCAL};
 
-use crate::{host::local_table::LocalTable, prefix::Prefix};
+use crate::{host::local_table::LocalTable, prefix::Prefix, prefix_tries::PrefixTries};
 
 pub struct LocalRoutes {
-    pub v4: LpmTrie<MapData, [u8; 4], u8>,
-    pub v6: LpmTrie<MapData, [u8; 16], u8>,
+    /// Each route's value `ROUTE_LOCAL` or `ROUTE_NOT_LOCAL`.
+    pub tries: PrefixTries,
     /// The same as a few addresses, when it is that simple (`hosts`).
     pub hosts: Array<MapData, LocalHosts>,
 }
@@ -25,18 +25,7 @@ pub struct LocalRoutes {
 impl LocalRoutes {
     /// What the tries hold now.
     pub fn table(&self) -> anyhow::Result<LocalTable> {
-        let mut table = LocalTable::default();
-        for entry in self.v4.iter() {
-            let (key, route) = entry.context("reading LOCAL_V4 failed")?;
-            let address = IpAddr::V4(Ipv4Addr::from(key.data()));
-            table.0.insert(prefix(address, key.prefix_len()), route);
-        }
-        for entry in self.v6.iter() {
-            let (key, route) = entry.context("reading LOCAL_V6 failed")?;
-            let address = IpAddr::V6(Ipv6Addr::from(key.data()));
-            table.0.insert(prefix(address, key.prefix_len()), route);
-        }
-        Ok(table)
+        Ok(LocalTable(self.tries.entries()?))
     }
 
     /// Makes the tries hold exactly `table`.
@@ -53,41 +42,16 @@ impl LocalRoutes {
         let old = self.table()?;
         for (prefix, &route) in &table.0 {
             if old.0.get(prefix) != Some(&route) {
-                self.insert(prefix, route)?;
+                self.tries.insert(prefix, route)?;
             }
         }
         for prefix in old.0.keys().filter(|prefix| !table.0.contains_key(prefix)) {
-            self.remove(prefix)?;
+            self.tries.remove(prefix)?;
         }
         // After the tries: the program asks them whenever `LOCAL_HOSTS` says so.
         self.hosts
             .set(0, hosts(table), 0)
             .context("writing LOCAL_HOSTS failed")
-    }
-
-    fn insert(&mut self, prefix: &Prefix, route: u8) -> anyhow::Result<()> {
-        let len = u32::from(prefix.len);
-        match prefix.address {
-            IpAddr::V4(v4) => self.v4.insert(&Key::new(len, v4.octets()), route, 0),
-            IpAddr::V6(v6) => self.v6.insert(&Key::new(len, v6.octets()), route, 0),
-        }
-        .with_context(|| format!("writing the local route {prefix} failed"))
-    }
-
-    fn remove(&mut self, prefix: &Prefix) -> anyhow::Result<()> {
-        let len = u32::from(prefix.len);
-        match prefix.address {
-            IpAddr::V4(v4) => self.v4.remove(&Key::new(len, v4.octets())),
-            IpAddr::V6(v6) => self.v6.remove(&Key::new(len, v6.octets())),
-        }
-        .with_context(|| format!("removing the local route {prefix} failed"))
-    }
-}
-
-fn prefix(address: IpAddr, len: u32) -> Prefix {
-    Prefix {
-        address,
-        len: len as u8,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{
     counters::Snapshot,
     local_routes::LocalRoutes,
     port_table::PortTable,
+    prefix_tries::PrefixTries,
     source_lists::{SourceLists, Tries},
 };
 
@@ -131,8 +132,10 @@ impl Maps {
                 },
             },
             local_routes: LocalRoutes {
-                v4: LpmTrie::try_from(local_v4)?,
-                v6: LpmTrie::try_from(local_v6)?,
+                tries: PrefixTries {
+                    v4: LpmTrie::try_from(local_v4)?,
+                    v6: LpmTrie::try_from(local_v6)?,
+                },
                 hosts: Array::try_from(local_hosts)?,
             },
         })

@@ -4,8 +4,8 @@
 //! - `loader.rs`: loading the embedded object (with `kernel_layout.rs`'s offsets),
 //!   attaching it, pass-through programs for veth peers;
 //! - `kernel_layout.rs`, `btf.rs`: where this kernel keeps the listener's settings;
-//! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs`, `counters.rs`: the
-//!   maps the loader shares with the program;
+//! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs` (both on
+//!   `prefix_tries.rs`), `counters.rs`: the maps the loader shares with the program;
 //! - `pins.rs`: the pin folders under the BPF filesystem, per network namespace;
 //! - `gone.rs`: the folders of network namespaces that are gone;
 //! - `state.rs`: whether a pinned attachment still protects anything;
@@ -21,5 +21,6 @@ pub mod local_routes;
 pub mod maps;
 pub mod pins;
 pub mod port_table;
+pub mod prefix_tries;
 pub mod source_lists;
 pub mod state;

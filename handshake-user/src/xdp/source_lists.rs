@@ -8,19 +8,14 @@
 //! its trie before the trie's bit is set, and the bit is cleared before the trie's last
 //! prefix leaves, so the program never skips a listed source.
 
-use std::{
-    collections::BTreeSet,
-    fmt,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::{collections::BTreeSet, fmt};
 
-use anyhow::{Context as _, bail};
-use aya::maps::{LpmTrie, MapData, lpm_trie::Key};
+use anyhow::bail;
 use handshake_common::config::{
     LIST_ALLOW_V4, LIST_ALLOW_V6, LIST_DENY_V4, LIST_DENY_V6, LIST_ENTRIES,
 };
 
-use crate::{maps::Maps, prefix::Prefix};
+use crate::{maps::Maps, prefix::Prefix, prefix_tries::PrefixTries};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum List {
@@ -57,56 +52,17 @@ impl fmt::Display for List {
     }
 }
 
-/// One list's two tries.
-pub struct Tries {
-    pub v4: LpmTrie<MapData, [u8; 4], u8>,
-    pub v6: LpmTrie<MapData, [u8; 16], u8>,
-}
+/// One list's two tries, each entry's value its prefix length.
+pub type Tries = PrefixTries;
 
 impl Tries {
     /// Every prefix, IPv4 first, each family in address order.
     pub fn prefixes(&self) -> anyhow::Result<BTreeSet<Prefix>> {
-        let mut prefixes = BTreeSet::new();
-        for key in self.v4.keys() {
-            let key = key.context("reading a source list failed")?;
-            prefixes.insert(Prefix {
-                address: IpAddr::V4(Ipv4Addr::from(key.data())),
-                len: key.prefix_len() as u8,
-            });
-        }
-        for key in self.v6.keys() {
-            let key = key.context("reading a source list failed")?;
-            prefixes.insert(Prefix {
-                address: IpAddr::V6(Ipv6Addr::from(key.data())),
-                len: key.prefix_len() as u8,
-            });
-        }
-        Ok(prefixes)
+        Ok(self.entries()?.into_keys().collect())
     }
 
-    fn insert(&mut self, prefix: &Prefix) -> anyhow::Result<()> {
-        let len = u32::from(prefix.len);
-        match prefix.address {
-            IpAddr::V4(v4) => self.v4.insert(&Key::new(len, v4.octets()), prefix.len, 0),
-            IpAddr::V6(v6) => self.v6.insert(&Key::new(len, v6.octets()), prefix.len, 0),
-        }
-        .with_context(|| format!("adding {prefix} failed"))
-    }
-
-    fn remove(&mut self, prefix: &Prefix) -> anyhow::Result<()> {
-        let len = u32::from(prefix.len);
-        match prefix.address {
-            IpAddr::V4(v4) => self.v4.remove(&Key::new(len, v4.octets())),
-            IpAddr::V6(v6) => self.v6.remove(&Key::new(len, v6.octets())),
-        }
-        .with_context(|| format!("removing {prefix} failed"))
-    }
-
-    fn empty(&self) -> (bool, bool) {
-        (
-            self.v4.keys().next().is_none(),
-            self.v6.keys().next().is_none(),
-        )
+    fn add(&mut self, prefix: &Prefix) -> anyhow::Result<()> {
+        self.insert(prefix, prefix.len)
     }
 }
 
@@ -169,7 +125,7 @@ pub fn add(maps: &mut Maps, list: List, prefixes: &[Prefix]) -> anyhow::Result<u
     let tries = maps.sources.tries_mut(list);
     let mut written = Vec::new();
     for prefix in &new {
-        if let Err(error) = tries.insert(prefix) {
+        if let Err(error) = tries.add(prefix) {
             for done in &written {
                 let _ = tries.remove(done);
             }
