@@ -69,6 +69,7 @@ pub fn upgrade(
             source_lists::add(&mut handshake.maps, List::Allow, &settings.allow)?;
             source_lists::add(&mut handshake.maps, List::Deny, &settings.deny)?;
         }
+        handshake.see_local_routes_from(iface)?;
         handshake.replace_on_link(&dir.join(pins::LINK))?;
         Ok::<_, anyhow::Error>(handshake)
     })();

@@ -65,6 +65,10 @@ pub struct Handshake {
     ebpf: Ebpf,
     pub maps: Maps,
     attached: Option<(String, XdpLinkId, Mode)>,
+    /// The local routing table as read at load, for the first `attach` to take its
+    /// interface's view from instead of reading it again; a later attach (`run` after
+    /// an interface came back) reads it afresh.
+    routes_at_load: Option<HostRoutes>,
 }
 
 impl Handshake {
@@ -134,13 +138,26 @@ impl Handshake {
         let mut maps = Maps::take(&mut ebpf, map_pin)?;
         // Which destinations are this host's: without them every SYN would be passed.
         // (IPv6 link-local ones once `attach` knows the interface.)
-        maps.local_routes
-            .replace(&HostRoutes::read()?.seen_from(None))?;
+        let routes = HostRoutes::read()?;
+        maps.local_routes.replace(&routes.seen_from(None))?;
         Ok(Self {
             ebpf,
             maps,
             attached: None,
+            routes_at_load: Some(routes),
         })
+    }
+
+    /// Gives the program the local routing table as frames arriving on `iface` see it
+    /// (with its IPv6 link-local addresses), before it runs there.
+    pub fn see_local_routes_from(&mut self, iface: &str) -> anyhow::Result<()> {
+        let routes = match self.routes_at_load.take() {
+            Some(routes) => routes,
+            None => HostRoutes::read()?,
+        };
+        self.maps
+            .local_routes
+            .replace(&routes.seen_from(Some(iface)))
     }
 
     /// Makes the pinned XDP link at `path` run this program instead of the one it runs
@@ -184,9 +201,7 @@ impl Handshake {
             bail!("handshake is already attached; detach it first");
         }
         crate::interface::index(iface)?;
-        self.maps
-            .local_routes
-            .replace(&HostRoutes::read()?.seen_from(Some(iface)))?;
+        self.see_local_routes_from(iface)?;
         if let Some(other) = crate::interface::xdp_program(iface) {
             if other.name == PROGRAM {
                 bail!(
