@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray},
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use handshake::{
@@ -24,7 +24,7 @@ use handshake::{
     loader::{Handshake, PASS_PROGRAM},
 };
 use handshake_bench::{COUNTING_OBJECT, flood::FLOOD_OBJECT};
-use handshake_common::{config::Config, counters::ALL};
+use handshake_common::{config::Config, counters::ALL, sample::Class};
 
 use super::{
     frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment, WINDOWS_SYN_OPTIONS},
@@ -64,6 +64,11 @@ struct Programs {
     handshake: Handshake,
     /// The counting build, configured as `handshake`.
     counting: Counting,
+    /// The same while `handshake capture` samples every verdict, and its ring buffer,
+    /// drained after each run as capture drains it.
+    sampling: Handshake,
+    sampling_counting: Counting,
+    samples: RingBuf<MapData>,
     pass: Ebpf,
     cookie_only: Ebpf,
 }
@@ -82,6 +87,16 @@ fn load() -> anyhow::Result<Programs> {
     handshake.set_config(&config)?;
     handshake.set_ports(&[PORT])?;
     let counting = Counting::load(&config)?;
+    let sampled = Config {
+        sample_counters: Class::All.counters(),
+        sample_every: 1,
+        ..config
+    };
+    let mut sampling = Handshake::load()?;
+    sampling.set_config(&sampled)?;
+    sampling.set_ports(&[PORT])?;
+    let samples = sampling.maps.take_samples()?;
+    let sampling_counting = Counting::load(&sampled)?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
     let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
@@ -91,6 +106,9 @@ fn load() -> anyhow::Result<Programs> {
     Ok(Programs {
         handshake,
         counting,
+        sampling,
+        sampling_counting,
+        samples,
         pass,
         cookie_only,
     })
@@ -149,6 +167,7 @@ fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
 #[derive(Clone, Copy)]
 enum Which {
     Handshake,
+    Sampling,
     Pass,
     CookieOnly,
 }
@@ -251,7 +270,7 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             "SYN -> SYN-ACK, IPv4, timestamps",
             "handshake",
             Which::Handshake,
-            syn_v4,
+            syn_v4.clone(),
         ),
         (
             "SYN -> SYN-ACK, IPv6, timestamps",
@@ -289,12 +308,19 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             Which::Handshake,
             frames::udp_v4(client, server),
         ),
+        (
+            "SYN -> SYN-ACK, IPv4, timestamps, sampled",
+            "handshake",
+            Which::Sampling,
+            syn_v4,
+        ),
     ];
     let mut samples = vec![Vec::with_capacity(calls); cases.len()];
     for _ in 0..calls {
         for ((_, _, which, frame), samples) in cases.iter().zip(&mut samples) {
             let program = match which {
                 Which::Handshake => programs.handshake.program()?,
+                Which::Sampling => programs.sampling.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
             };
@@ -303,6 +329,9 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
                 ..TestRunOptions::new()
             })?;
             samples.push(result.duration.as_nanos() as u64);
+            if let Which::Sampling = which {
+                while programs.samples.next().is_some() {}
+            }
         }
     }
     let mut timings = Vec::with_capacity(cases.len());
@@ -310,6 +339,7 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         samples.sort_unstable();
         let calls = match which {
             Which::Handshake => Some(programs.counting.calls_of(frame)?),
+            Which::Sampling => Some(programs.sampling_counting.calls_of(frame)?),
             Which::Pass | Which::CookieOnly => None,
         };
         timings.push(Timing {

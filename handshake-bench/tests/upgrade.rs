@@ -40,6 +40,7 @@ fn settings() -> Settings {
         allow: Vec::new(),
         deny: Vec::new(),
         dry_run: false,
+        limits: Default::default(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The settings the loader writes into the `CONFIG` map and the XDP program reads per SYN.
 
+use crate::rate_limit::Rate;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -37,8 +39,33 @@ pub struct Config {
     /// 1: dry run. Every verdict is decided and counted as it would be, and every packet
     /// passes: no SYN is rewritten into a SYN-ACK, nothing is dropped.
     pub dry_run: u8,
-    pub _pad: [u8; 1],
+    /// Which SYN rate limits are on (`LIMIT_*` bits); 0, the default, costs the SYN path
+    /// this one test (see handshake-ebpf/src/rate_limit.rs).
+    pub limits: u8,
+    /// SYNs a second from one source host (IPv4 /32, IPv6 /64), and from one source
+    /// network (IPv4 /24, IPv6 /48).
+    pub syn_per_source: Rate,
+    pub syn_per_network: Rate,
+    /// SYN-ACKs a second from the interface, and to one destination network (the SYN's
+    /// source /24 or /48): a cap on what a spoofed flood can reflect at a victim.
+    pub syn_acks: Rate,
+    pub syn_acks_per_destination: Rate,
+    /// Sampling for `handshake capture` and `top` (`sample.rs`): bit `1 << counter` set for
+    /// each verdict to sample into the `SAMPLES` ring buffer; 0 (no capture runs) costs the
+    /// program this one test.
+    pub sample_counters: u64,
+    /// Sample 1 in this many of those frames (0 and 1: every one).
+    pub sample_every: u32,
+    /// The pid of the capture that turned sampling on: `status` tells a running capture
+    /// from one that was killed and left sampling on.
+    pub sample_owner: u32,
 }
+
+/// `Config::limits` bits: which of the `Config` rates is on.
+pub const LIMIT_SOURCE: u8 = 1 << 0;
+pub const LIMIT_NETWORK: u8 = 1 << 1;
+pub const LIMIT_SYN_ACKS: u8 = 1 << 2;
+pub const LIMIT_DESTINATION: u8 = 1 << 3;
 
 /// The default of `Config::flood_syn_acks`: far above what a server's real clients
 /// open per CPU, far below what even a small SYN flood sends.
@@ -104,3 +131,13 @@ pub const MAX_PORTS: u32 = 1024;
 unsafe impl aya::Pod for Config {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for LocalHosts {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_a_multiple_of_8_bytes() {
+        assert_eq!(size_of::<Config>(), 72);
+    }
+}

@@ -68,9 +68,17 @@ pub enum Counter {
     /// TCP to a protected port from a source on the deny list: dropped, whatever its
     /// flags (connections from there stop too).
     DroppedDenied,
+    /// A SYN to a protected port over its source's rate (`handshake limit set
+    /// --syn-per-source`, `--syn-per-network`): dropped.
+    SynDroppedRateLimited,
+    /// A SYN to a protected port whose answer would pass the cap on SYN-ACKs per second
+    /// from the interface or to the SYN's source network (`--syn-acks-per-second`,
+    /// `--syn-acks-per-destination`): dropped, so that a spoofed flood cannot reflect
+    /// more than the cap at a victim.
+    SynDroppedReflectionCap,
 }
 
-pub const COUNTER_COUNT: u32 = Counter::DroppedDenied as u32 + 1;
+pub const COUNTER_COUNT: u32 = Counter::SynDroppedReflectionCap as u32 + 1;
 
 /// The verdicts also counted per protected port, in the `PORT_COUNTERS` per-CPU array
 /// (indexed by the port's slot, see `config::PORTS_LEN`).
@@ -206,6 +214,16 @@ pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [
         "dropped_denied",
         "TCP to protected ports from a source on the deny list, dropped",
     ),
+    (
+        Counter::SynDroppedRateLimited,
+        "syn_dropped_rate_limited",
+        "SYNs dropped: over the rate limit of their source host or network",
+    ),
+    (
+        Counter::SynDroppedReflectionCap,
+        "syn_dropped_reflection_cap",
+        "SYNs dropped: over the cap on SYN-ACKs per second from the interface or to one destination network",
+    ),
 ];
 
 impl Counter {
@@ -214,7 +232,7 @@ impl Counter {
     }
 
     /// SYNs to protected ports: the sum of every SYN verdict.
-    pub const SYN_VERDICTS: [Counter; 9] = [
+    pub const SYN_VERDICTS: [Counter; 11] = [
         Counter::SynAckSent,
         Counter::SynPassedNoCookie,
         Counter::SynPassedNoListener,
@@ -224,6 +242,8 @@ impl Counter {
         Counter::SynDroppedInvalid,
         Counter::SynPassedNotForHost,
         Counter::SynPassedKernelOnly,
+        Counter::SynDroppedRateLimited,
+        Counter::SynDroppedReflectionCap,
     ];
 }
 

@@ -11,6 +11,8 @@ pub mod counters;
 pub mod flood;
 pub mod listener;
 pub mod martian;
+pub mod rate_limit;
+pub mod sample;
 pub mod syn_ack;
 pub mod syn_options;
 pub mod tcp;

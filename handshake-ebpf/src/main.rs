@@ -12,7 +12,9 @@
 //! - `listener.rs` finds the socket a segment belongs to;
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
 //! - `sources.rs`  looks the source up in the operator's allow and deny lists;
+//! - `rate_limit.rs` holds SYNs to the operator's rates per source and SYN-ACK destination;
 //! - `dry_run.rs`  passes what would be sent or dropped, in dry run;
+//! - `sample.rs`   copies frames into a ring buffer while `handshake capture` or `top` runs;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
 //! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -36,6 +38,9 @@ mod listener;
 mod listener_settings;
 #[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod rate_limit;
+mod sample;
 #[cfg(target_arch = "bpf")]
 mod sources;
 #[cfg(target_arch = "bpf")]
@@ -64,7 +69,7 @@ mod program {
         calls::{self, Call},
         dry_run,
         headers::{self, Link, Parsed, Segment},
-        maps,
+        maps, sample,
         sources::{self, Listed},
         syn, vlan,
     };
@@ -106,7 +111,8 @@ mod program {
             return count(xdp_action::XDP_PASS, Counter::PassedUnprotected, None);
         };
         // The lists are asked only here, after the port: other traffic pays nothing.
-        let listed = match maps::config() {
+        let config = maps::config();
+        let listed = match config {
             Some(config) => sources::listed::<L2>(ctx, &segment, config),
             None => Listed::Neither,
         };
@@ -115,6 +121,10 @@ mod program {
             Listed::Denied => (xdp_action::XDP_DROP, Counter::DroppedDenied),
             Listed::Neither => decide::<L2>(ctx, &segment),
         };
+        // The one place a verdict is final: `handshake capture` and `top` sample here.
+        if let Some(config) = config {
+            sample::maybe(ctx.ctx, counter, config);
+        }
         count(dry_run::enforce(action), counter, Some(slot))
     }
 

@@ -3,11 +3,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, PerCpuArray, RingBuf},
 };
 use handshake_common::{
     config::{CONFIG_KEY, Config, MAX_PORTS, PORTS_LEN},
     counters::{COUNTER_COUNT, Counter, PortCounters},
+    sample::RING_BYTES,
 };
 
 use crate::calls::{self, Call};
@@ -32,6 +33,11 @@ static PORT_COUNTERS: PerCpuArray<PortCounters> = PerCpuArray::with_max_entries(
 /// Per-CPU, so counting never contends between cores; the loader sums the CPUs.
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+/// Frames sampled while `handshake capture` or `top` runs (`sample.rs`); pinned, so that a
+/// later `handshake` process reads it.
+#[map(name = "SAMPLES")]
+pub static SAMPLES: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {

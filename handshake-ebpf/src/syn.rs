@@ -22,7 +22,7 @@ use crate::{
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
     listener_settings::{self, Settings},
-    maps, syn_ack, syn_options, this_host,
+    maps, rate_limit, syn_ack, syn_options, this_host,
 };
 
 /// -ENOENT: the kernel would not send a cookie now (`tcp_syncookies=1` and the SYN queue
@@ -46,6 +46,12 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
     }
     if !this_host::addressed_here::<L2>(ctx, segment, config) {
         return (xdp_action::XDP_PASS, Counter::SynPassedNotForHost);
+    }
+    // Off (the default), the rate limits cost this one test.
+    if config.limits != 0
+        && let Some(counter) = rate_limit::refused::<L2>(ctx, segment)
+    {
+        return (xdp_action::XDP_DROP, counter);
     }
     // IPv4 options: the kernel refuses source routes (`ip_rcv_options`) and echoes the
     // rest in its SYN-ACK (`tcp_v4_save_options`); ours would carry none.

@@ -13,6 +13,10 @@
 //! allow = ["203.0.113.0/24"]     # optional: sources passed untouched
 //! deny = ["2001:db8::/32"]       # optional: sources dropped
 //! dry_run = false                # optional: count every verdict, pass every packet
+//! syn_per_source = "20/40"       # optional rate limits, RATE[/BURST] a second (or a
+//! syn_per_network = 200          #   number): SYNs per source host and network,
+//! syn_acks_per_second = 10000    #   SYN-ACKs from the interface and to one
+//! syn_acks_per_destination = 100 #   destination network; all off by default
 //! ```
 
 use std::{fs, net::SocketAddr, path::Path};
@@ -21,7 +25,13 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{loader::Mode, ports, prefix::Prefix, settings::Settings};
+use crate::{
+    loader::Mode,
+    ports,
+    prefix::Prefix,
+    rate_limits::{self, FLAGS, Limits},
+    settings::Settings,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +56,18 @@ struct Interface {
     deny: Vec<Spanned<String>>,
     #[serde(default)]
     dry_run: bool,
+    syn_per_source: Option<Spanned<RateItem>>,
+    syn_per_network: Option<Spanned<RateItem>>,
+    syn_acks_per_second: Option<Spanned<RateItem>>,
+    syn_acks_per_destination: Option<Spanned<RateItem>>,
+}
+
+/// `20` or `"20/40"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RateItem {
+    Number(i64),
+    Text(String),
 }
 
 /// `80` or `"8000-8010"` (a string also takes a list: `"80,443"`).
@@ -123,6 +145,27 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
                 })
                 .collect()
         };
+        let items = [
+            &entry.syn_per_source,
+            &entry.syn_per_network,
+            &entry.syn_acks_per_second,
+            &entry.syn_acks_per_destination,
+        ];
+        let mut changes = [None; 4];
+        for ((change, flag), item) in changes.iter_mut().zip(FLAGS).zip(items) {
+            let Some(item) = item else { continue };
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            let text = match item.get_ref() {
+                RateItem::Number(number) => number.to_string(),
+                RateItem::Text(text) => text.clone(),
+            };
+            *change = rate_limits::change(&text).map_err(|reason| {
+                anyhow!(
+                    "line {}, key interface.{key}: {reason}; give e.g. {key} = \"20/40\", or \"off\"",
+                    line(item.span())
+                )
+            })?;
+        }
         let settings = Settings {
             iface: name.clone(),
             ports,
@@ -132,6 +175,7 @@ pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
             allow: prefixes("allow", &entry.allow)?,
             deny: prefixes("deny", &entry.deny)?,
             dry_run: entry.dry_run,
+            limits: Limits::default().changed(changes),
         };
         settings
             .validate()
@@ -223,6 +267,10 @@ mod tests {
         assert_eq!(
             error("[[interface]]\nname = \"lo\"\nports = [80]\ndeny = [\"foo\"]\n"),
             "line 4, key interface.deny: \"foo\" is not an IPv4 or IPv6 prefix; give ADDRESS/LENGTH like 203.0.113.0/24 or 2001:db8::/32, or one address"
+        );
+        assert_eq!(
+            error("[[interface]]\nname = \"lo\"\nports = [80]\nsyn_per_source = \"20/0\"\n"),
+            "line 4, key interface.syn_per_source: \"20/0\" is not RATE[/BURST] with whole numbers from 1 to 100000000 (a second, and the burst above it); give e.g. syn_per_source = \"20/40\", or \"off\""
         );
         assert_eq!(
             error("[[interface]]\nname = \"nosuch0\"\nports = [80]\n"),

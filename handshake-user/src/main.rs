@@ -5,14 +5,21 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use handshake::{
-    attach, build_info, config_file, interface, live,
+    attach, build_info,
+    capture::{self, Limit},
+    config_file, interface,
+    limit::{self, LimitChange},
+    live,
     loader::Mode,
     pins::{DEFAULT_ROOT, PinRoot},
-    ports, prefix, privileges, run,
+    ports, prefix, privileges,
+    rate_limits::{self, FLAGS, Limits},
+    run,
     settings::Settings,
     source_lists::List,
-    state, stats,
+    state, stats, top,
 };
+use handshake_common::sample::Class;
 
 #[derive(Parser)]
 #[command(
@@ -59,10 +66,49 @@ struct Protect {
     /// `handshake dry-run --iface IF off` enforces.
     #[arg(long)]
     dry_run: bool,
-    /// A TOML file naming interfaces, ports, MSS, timestamps, source lists and the metrics
-    /// address, instead of the flags above.
-    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps", "allow", "deny"])]
+    #[command(flatten)]
+    limits: LimitFlags,
+    /// A TOML file naming interfaces, ports, MSS, timestamps, source lists, rate limits
+    /// and the metrics address, instead of the flags above.
+    #[arg(long, conflicts_with_all = ["iface", "ports", "mss", "timestamps", "allow", "deny",
+        "syn_per_source", "syn_per_network", "syn_acks_per_second", "syn_acks_per_destination"])]
     config: Option<PathBuf>,
+}
+
+/// The SYN rate limits, each RATE[/BURST] (a second, and the burst above it; default
+/// burst: RATE) or `off`. SYNs over a limit are dropped and counted.
+#[derive(Args)]
+struct LimitFlags {
+    /// SYNs a second from one source host (IPv4 /32, IPv6 /64).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_per_source: Option<String>,
+    /// SYNs a second from one source network (IPv4 /24, IPv6 /48).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_per_network: Option<String>,
+    /// SYN-ACKs a second from the interface (SYNs over it are dropped).
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_acks_per_second: Option<String>,
+    /// SYN-ACKs a second to one destination network (IPv4 /24, IPv6 /48): the most a
+    /// spoofed flood can reflect at a victim.
+    #[arg(long, value_name = "RATE[/BURST]")]
+    syn_acks_per_destination: Option<String>,
+}
+
+impl LimitFlags {
+    /// Per flag, in `rate_limits::FLAGS` order: a rate, `off`, or not given.
+    fn changes(&self) -> anyhow::Result<[rate_limits::Change; 4]> {
+        let texts = [
+            &self.syn_per_source,
+            &self.syn_per_network,
+            &self.syn_acks_per_second,
+            &self.syn_acks_per_destination,
+        ];
+        let mut changes = [None; 4];
+        for ((change, flag), text) in changes.iter_mut().zip(FLAGS).zip(texts) {
+            *change = rate_limits::parse_change(flag, text.as_deref())?;
+        }
+        Ok(changes)
+    }
 }
 
 #[derive(Subcommand)]
@@ -125,6 +171,11 @@ enum Command {
         #[command(subcommand)]
         change: ListCommand,
     },
+    /// The SYN rate limits per source and the caps on SYN-ACKs, live.
+    Limit {
+        #[command(subcommand)]
+        change: LimitCommand,
+    },
     /// Switch dry run on (count every verdict, pass every packet) or off, live.
     DryRun {
         /// The attached interface.
@@ -142,6 +193,59 @@ enum Command {
         #[arg(long)]
         watch: bool,
         /// Machine-readable output (schema in README.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write frames the XDP program samples (their first 128 bytes) to a pcap file, for
+    /// tcpdump or Wireshark. Sampling is on only while it runs.
+    Capture {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// Which verdicts, comma-separated: answered (syn_ack_sent, sampled as the
+        /// SYN-ACK sent), forged (ack_dropped_forged), dropped (every *_dropped_*), all
+        /// (every packet to a protected port).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        verdict: Vec<Verdict>,
+        /// Sample 1 in N of those frames (at random).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        sample: u32,
+        /// Stop after N frames.
+        #[arg(long, value_name = "N", conflicts_with = "seconds")]
+        count: Option<u64>,
+        /// Stop after S seconds (default: at Ctrl-C).
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        /// The pcap file to write.
+        #[arg(
+            short = 'w',
+            long = "write",
+            value_name = "FILE.pcap",
+            required_unless_present = "stop"
+        )]
+        write: Option<PathBuf>,
+        /// Turn sampling off instead (left on by a capture that was killed with SIGKILL).
+        #[arg(long, conflicts_with_all = ["write", "count", "seconds"])]
+        stop: bool,
+    },
+    /// The top source prefixes (/24, /48) and destination ports of the SYNs answered, the
+    /// SYNs dropped and the forged ACKs of the last seconds, from sampled frames; redrawn
+    /// every second.
+    Top {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        /// Sample 1 in N frames to start with (top halves the rate itself above 20000
+        /// samples a second, and says so).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        sample: u32,
+        /// Over the last S seconds.
+        #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        window: u64,
+        /// Stop after S seconds (default: at Ctrl-C).
+        #[arg(long, value_name = "S")]
+        seconds: Option<f64>,
+        /// One JSON document per second.
         #[arg(long)]
         json: bool,
     },
@@ -227,6 +331,49 @@ enum ListCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum LimitCommand {
+    /// Set the limits given (RATE[/BURST] or `off`); the others stay as they are.
+    Set {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Show the limits that are on.
+    Show {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+    },
+    /// Switch every limit off.
+    Off {
+        /// The attached interface.
+        #[arg(long)]
+        iface: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Verdict {
+    Answered,
+    Forged,
+    Dropped,
+    All,
+}
+
+impl Verdict {
+    fn class(self) -> Class {
+        match self {
+            Verdict::Answered => Class::Answered,
+            Verdict::Forged => Class::Forged,
+            Verdict::Dropped => Class::Dropped,
+            Verdict::All => Class::All,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Switch {
     On,
@@ -258,6 +405,7 @@ impl Protect {
             allow: prefix::parse_all(self.allow.iter().map(String::as_str))?,
             deny: prefix::parse_all(self.deny.iter().map(String::as_str))?,
             dry_run: self.dry_run,
+            limits: Limits::default().changed(self.limits.changes()?),
         };
         Ok((vec![settings], None))
     }
@@ -303,6 +451,13 @@ fn interval(text: &str) -> anyhow::Result<Duration> {
             "--interval {text:?} is not a number of seconds from 0.1 to 3600; give e.g. --interval 1"
         ),
     }
+}
+
+fn duration(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        bail!("{flag} {seconds} is not a number of seconds from 0 to 86400; give e.g. {flag} 10");
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn socket_address(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
@@ -365,6 +520,17 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             end_quietly_on_broken_pipe();
             change_list(&pins("changing the pinned maps")?, List::Deny, change)
         }
+        Command::Limit { change } => {
+            end_quietly_on_broken_pipe();
+            let root = pins("changing the pinned maps")?;
+            let (iface, change) = match change {
+                LimitCommand::Set { iface, limits } => (iface, LimitChange::Set(limits.changes()?)),
+                LimitCommand::Show { iface } => (iface, LimitChange::Show),
+                LimitCommand::Off { iface } => (iface, LimitChange::Off),
+            };
+            println!("{}", limit::change(&root, &iface, change)?);
+            Ok(())
+        }
         Command::DryRun { iface, state } => {
             end_quietly_on_broken_pipe();
             let root = pins("changing the pinned maps")?;
@@ -378,6 +544,51 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             end_quietly_on_broken_pipe();
             let root = pins("reading the pinned maps")?;
             stats::run(&root, iface.as_deref(), watch, json)
+        }
+        Command::Capture {
+            iface,
+            verdict,
+            sample,
+            count,
+            seconds,
+            write,
+            stop,
+        } => {
+            let root = pins("sampling packets")?;
+            if stop {
+                println!("{}", capture::stop(&root, &iface)?);
+                return Ok(());
+            }
+            let limit = match (count, seconds) {
+                (Some(frames), _) => Limit::Frames(frames),
+                (None, Some(text)) => Limit::Duration(duration("--seconds", text)?),
+                (None, None) => Limit::Signal,
+            };
+            let counters = verdict
+                .iter()
+                .fold(0, |bits, verdict| bits | verdict.class().counters());
+            let Some(path) = write else {
+                bail!("give -w FILE.pcap");
+            };
+            println!(
+                "{}",
+                capture::capture(&root, &iface, counters, sample, limit, &path)?
+            );
+            Ok(())
+        }
+        Command::Top {
+            iface,
+            sample,
+            window,
+            seconds,
+            json,
+        } => {
+            // No end_quietly_on_broken_pipe: top turns sampling off when its reader goes.
+            let root = pins("sampling packets")?;
+            let seconds = seconds
+                .map(|text| duration("--seconds", text))
+                .transpose()?;
+            top::run(&root, &iface, sample, window as usize, seconds, json)
         }
         Command::Metrics { listen } => {
             let address = socket_address("--listen", &listen)?;

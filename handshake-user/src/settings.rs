@@ -9,6 +9,7 @@ use crate::{
     loader::Mode,
     mss,
     prefix::Prefix,
+    rate_limits::Limits,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct Settings {
     pub deny: Vec<Prefix>,
     /// Count every verdict, pass every packet.
     pub dry_run: bool,
+    /// The SYN rate limits (all off by default).
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -49,13 +52,13 @@ impl Settings {
         let kernel = KernelTcp::read()?;
         host::vlan_offload::refuse_stripped_tags(&self.iface)?;
         host::nat::refuse_rewritten_ports(&self.ports)?;
-        let config = Config {
+        let config = self.limits.apply(&Config {
             mac,
             hop_limit: kernel_tcp::ipv6_hop_limit(&self.iface)?,
             mss_from_mtu: u8::from(self.mss.is_none()),
             dry_run: u8::from(self.dry_run),
             ..kernel.config(mss_ipv4, mss_ipv6, self.timestamps)?
-        };
+        });
         let answer = host::route_metrics::Answer {
             mtu,
             mss_ipv4,

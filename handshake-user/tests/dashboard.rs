@@ -56,6 +56,7 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
         counters: Snapshot::default(),
         ports: [(443, PortCounters::default())].into_iter().collect(),
         dry_run: false,
+        limits: Default::default(),
     };
     let gone = Gone {
         iface: "eth1".to_owned(),
@@ -102,7 +103,7 @@ fn every_metric_the_dashboard_queries_is_exported() {
         }
     }
     // What the dashboard is for: answers, validated and forged ACKs, drops by reason,
-    // the source lists, dry run.
+    // the source lists, the rate limits, dry run.
     for needed in [
         "handshake_syn_ack_sent_total",
         "handshake_ack_validated_total",
@@ -110,6 +111,8 @@ fn every_metric_the_dashboard_queries_is_exported() {
         "handshake_syn_dropped_invalid_total",
         "handshake_dropped_denied_total",
         "handshake_passed_allowed_total",
+        "handshake_syn_dropped_rate_limited_total",
+        "handshake_syn_dropped_reflection_cap_total",
         "handshake_dry_run",
         "handshake_protected",
     ] {

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail, ensure};
 use crate::setup;
 
 /// Every file the package installs, with its mode as `dpkg-deb -c` prints it.
-const FILES: [(&str, &str); 31] = [
+const FILES: [(&str, &str); 37] = [
     ("-rw-r--r--", "./etc/handshake/handshake.toml"),
     ("-rw-r--r--", "./usr/lib/systemd/system/handshake.service"),
     ("-rwxr-xr-x", "./usr/sbin/handshake"),
@@ -46,6 +46,7 @@ const FILES: [(&str, &str); 31] = [
     ),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-allow.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-attach.8.gz"),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-capture.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-demo.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-deny-add.8.gz"),
     (
@@ -59,6 +60,19 @@ const FILES: [(&str, &str); 31] = [
     ("-rw-r--r--", "./usr/share/man/man8/handshake-deny.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-detach.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-dry-run.8.gz"),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-limit-off.8.gz",
+    ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-limit-set.8.gz",
+    ),
+    (
+        "-rw-r--r--",
+        "./usr/share/man/man8/handshake-limit-show.8.gz",
+    ),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-limit.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-metrics.8.gz"),
     (
         "-rw-r--r--",
@@ -76,6 +90,7 @@ const FILES: [(&str, &str); 31] = [
     ("-rw-r--r--", "./usr/share/man/man8/handshake-run.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-stats.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake-status.8.gz"),
+    ("-rw-r--r--", "./usr/share/man/man8/handshake-top.8.gz"),
     ("-rw-r--r--", "./usr/share/man/man8/handshake.8.gz"),
     (
         "-rw-r--r--",

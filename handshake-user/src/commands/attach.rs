@@ -15,12 +15,14 @@ use serde_json::{Value, json};
 
 use crate::{
     build_info,
+    capture::{self, Sampling},
     gone::{self, GoneFolder},
     kernel_tcp::KernelTcp,
     loader::Mode,
     maps,
     pins::{self, PinRoot},
     ports,
+    rate_limits::{self, Limits},
     run::{prepare, validate_all},
     settings::Settings,
     source_lists::List,
@@ -286,6 +288,10 @@ struct Entry {
     /// How many prefixes the allow and deny lists hold.
     allow: Option<usize>,
     deny: Option<usize>,
+    /// The SYN rate limits (`handshake limit`).
+    limits: Option<Limits>,
+    /// Whether the program samples packets, and for which capture (`capture.rs`).
+    sampling: Option<Sampling>,
 }
 
 fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
@@ -308,6 +314,10 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: pinned.and_then(Pinned::dry_run),
             allow: pinned.and_then(|pinned| pinned.list_len(List::Allow)),
             deny: pinned.and_then(|pinned| pinned.list_len(List::Deny)),
+            limits: pinned.and_then(|pinned| rate_limits::read(&pinned.maps).ok()),
+            sampling: pinned
+                .and_then(|pinned| pinned.maps.config().ok())
+                .and_then(|config| capture::sampling(&config)),
             iface,
         };
         entries.push(entry);
@@ -327,6 +337,8 @@ fn entries(root: &PinRoot) -> anyhow::Result<Vec<Entry>> {
             dry_run: None,
             allow: None,
             deny: None,
+            limits: None,
+            sampling: None,
         });
     }
     entries.sort_by(|a, b| a.iface.cmp(&b.iface));
@@ -390,6 +402,28 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
                 root.command(&format!("dry-run --iface {iface} off"))
             );
         }
+        match &entry.sampling {
+            Some(Sampling {
+                owner,
+                running: true,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING packets for a capture or top (pid {owner})"
+                );
+            }
+            Some(Sampling {
+                owner,
+                running: false,
+            }) => {
+                let _ = writeln!(
+                    text,
+                    "{iface}: SAMPLING LEFT ON by a capture that is gone (pid {owner}, killed?): each sampled frame costs the program about 5 helper calls; {} turns it off",
+                    root.command(&format!("capture --iface {iface} --stop"))
+                );
+            }
+            None => {}
+        }
         if let (Some(allow), Some(deny)) = (entry.allow, entry.deny)
             && allow + deny > 0
         {
@@ -397,6 +431,14 @@ pub fn status(root: &PinRoot) -> anyhow::Result<String> {
                 text,
                 "{iface}: sources: allow list {allow} prefixes, deny list {deny} prefixes; {} shows them",
                 root.command(&format!("allow|deny list --iface {iface}"))
+            );
+        }
+        if let Some(limits) = entry.limits.filter(|limits| !limits.is_off()) {
+            let _ = writeln!(
+                text,
+                "{iface}: rate limits {}; {} shows them",
+                limits.describe(),
+                root.command(&format!("limit show --iface {iface}"))
             );
         }
         if let Some(other) = other_build(entry, own.as_ref()) {
@@ -459,6 +501,11 @@ pub fn status_json(root: &PinRoot) -> anyhow::Result<Value> {
                 "dry_run": entry.dry_run,
                 "allow_prefixes": entry.allow,
                 "deny_prefixes": entry.deny,
+                "limits": entry.limits.map(|limits| limits.json()),
+                "sampling": entry.sampling.as_ref().map(|sampling| json!({
+                    "pid": sampling.owner,
+                    "running": sampling.running,
+                })),
             })
         })
         .collect();
@@ -537,6 +584,8 @@ mod tests {
             dry_run: Some(false),
             allow: Some(0),
             deny: Some(0),
+            limits: None,
+            sampling: None,
         }
     }
 

@@ -37,6 +37,7 @@ pub fn run(connections: u32) -> anyhow::Result<()> {
             allow: Vec::new(),
             deny: Vec::new(),
             dry_run: false,
+            limits: Default::default(),
         };
         let (config, kernel) = settings.validate()?;
         for line in kernel.describe() {

@@ -245,6 +245,7 @@ mod tests {
                 counters: Snapshot::default(),
                 ports: ports.clone(),
                 dry_run: false,
+                limits: Default::default(),
             })
             .collect();
         let gone = [Gone {

@@ -79,6 +79,7 @@ impl Running {
                     counters: protected.handshake.counters()?,
                     ports: protected.handshake.maps.ports.counters()?,
                     dry_run: protected.handshake.maps.config()?.dry_run != 0,
+                    limits: crate::rate_limits::read(&protected.handshake.maps)?,
                 })
             })
             .collect()

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::{
     counters::Snapshot,
     pins::PinRoot,
+    rate_limits::{self, Limits},
     state::{self, Inspected, Pinned},
 };
 
@@ -25,6 +26,8 @@ pub struct Sample {
     pub ports: BTreeMap<u16, PortCounters>,
     /// Verdicts counted, not enforced (`handshake dry-run`).
     pub dry_run: bool,
+    /// The SYN rate limits that are on (`handshake limit`).
+    pub limits: Limits,
 }
 
 /// An attached interface whose pins protect nothing any more, and why.
@@ -77,6 +80,7 @@ fn sample_of(pinned: &Pinned) -> anyhow::Result<Sample> {
         counters: pinned.maps.counters()?,
         ports: pinned.maps.ports.counters()?,
         dry_run: pinned.maps.config()?.dry_run != 0,
+        limits: rate_limits::read(&pinned.maps)?,
     })
 }
 
@@ -111,6 +115,14 @@ pub fn table(now: &[Sample], earlier: &[Sample], seconds: f64) -> String {
             );
         } else {
             let _ = writeln!(text, "{}", sample.iface);
+        }
+        if !sample.limits.is_off() {
+            let _ = writeln!(
+                text,
+                "{}: rate limits {}",
+                sample.iface,
+                sample.limits.describe()
+            );
         }
         text.push_str(&sample.counters.table(
             &before.map_or_else(Snapshot::default, |b| b.counters),
@@ -181,7 +193,7 @@ pub fn to_json(now: &[Sample], earlier: &[Sample], seconds: f64) -> Value {
                     Value::Object(entry)
                 })
                 .collect();
-            json!({"iface": sample.iface, "dry_run": sample.dry_run, "counters": counters, "ports": ports})
+            json!({"iface": sample.iface, "dry_run": sample.dry_run, "limits": sample.limits.json(), "counters": counters, "ports": ports})
         })
         .collect();
     json!({"interval_seconds": seconds, "interfaces": interfaces})

@@ -26,6 +26,7 @@ use crate::{
     maps::{self, ALLOW_V4, ALLOW_V6, DENY_V4, DENY_V6, PORT_COUNTERS, PORTS},
     pins::{self, PinRoot},
     ports,
+    rate_limits::Limits,
     settings::Settings,
     source_lists::{self, List},
     state::Pinned,
@@ -55,11 +56,17 @@ pub fn upgrade(
         let mut handshake = Handshake::load_inheriting(object, &dir, &inherited)?;
         let keeps = |names: &[&str]| names.iter().all(|name| inherited.contains(name));
         // The link keeps its mode; what can change while it runs stays as it is.
-        handshake.set_config(&Config {
+        let live = Config {
             mode: running.mode,
             dry_run: running.dry_run,
             ..*config
-        })?;
+        };
+        // Rate limits set live (`handshake limit`) stay, unless the command gives its own.
+        let live = match settings.limits.is_off() {
+            true => Limits::of(&running).apply(&live),
+            false => live,
+        };
+        handshake.set_config(&live)?;
         if !keeps(&[PORTS, PORT_COUNTERS]) {
             handshake.set_ports(&settings.ports)?;
         }
@@ -154,7 +161,9 @@ fn inheritable(dir: &Path, object: &[u8]) -> anyhow::Result<Vec<&'static str>> {
 /// The kinds of map the program has.
 fn map_data(map: &Map) -> Option<&MapData> {
     match map {
-        Map::Array(data) | Map::PerCpuArray(data) | Map::LpmTrie(data) => Some(data),
+        Map::Array(data) | Map::PerCpuArray(data) | Map::LpmTrie(data) | Map::RingBuf(data) => {
+            Some(data)
+        }
         _ => None,
     }
 }

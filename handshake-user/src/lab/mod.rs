@@ -157,6 +157,7 @@ impl Lab {
                 allow: Vec::new(),
                 deny: Vec::new(),
                 dry_run: false,
+                limits: Default::default(),
             };
             let (config, _) = settings.validate()?;
             let mut handshake = Handshake::load()?;

@@ -37,10 +37,10 @@ impl Snapshot {
     /// One line per counter: name, total, and the rate over `seconds`.
     pub fn table(&self, earlier: &Snapshot, seconds: f64) -> String {
         let rates = self.since(earlier);
-        let mut table = format!("{:<24}{:>14}{:>12}\n", "counter", "total", "per second");
+        let mut table = format!("{:<28}{:>14}{:>12}\n", "counter", "total", "per second");
         for (counter, name, _) in ALL {
             let rate = rates.get(counter) as f64 / seconds.max(f64::EPSILON);
-            let _ = writeln!(table, "{name:<24}{:>14}{rate:>12.0}", self.get(counter));
+            let _ = writeln!(table, "{name:<28}{:>14}{rate:>12.0}", self.get(counter));
         }
         table
     }
@@ -61,15 +61,15 @@ mod tests {
         assert_eq!(lines.len(), 1 + COUNTER_COUNT as usize);
         assert_eq!(
             lines[1],
-            format!("{:<24}{:>14}{:>12}", "syn_ack_sent", 30, 15)
+            format!("{:<28}{:>14}{:>12}", "syn_ack_sent", 30, 15)
         );
         assert_eq!(
             lines[1 + Counter::Malformed as usize],
-            format!("{:<24}{:>14}{:>12}", "malformed", 2, 1)
+            format!("{:<28}{:>14}{:>12}", "malformed", 2, 1)
         );
         assert_eq!(
             lines[COUNTER_COUNT as usize],
-            format!("{:<24}{:>14}{:>12}", "dropped_denied", 0, 0)
+            format!("{:<28}{:>14}{:>12}", "syn_dropped_reflection_cap", 0, 0)
         );
         assert_eq!(now.syns(), 30);
         assert_eq!(now.total(), 32);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, Map, MapData, PerCpuArray},
+    maps::{Array, LpmTrie, Map, MapData, PerCpuArray, RingBuf},
 };
 use handshake_common::{
     config::{CONFIG_KEY, Config},
@@ -34,7 +34,8 @@ pub const DENY_V6: &str = "DENY_V6";
 const LOCAL_V4: &str = "LOCAL_V4";
 const LOCAL_V6: &str = "LOCAL_V6";
 const LOCAL_HOSTS: &str = "LOCAL_HOSTS";
-pub const NAMES: [&str; 12] = [
+pub const SAMPLES: &str = "SAMPLES";
+pub const NAMES: [&str; 13] = [
     CONFIG,
     PORTS,
     SLOT_PORTS,
@@ -47,6 +48,7 @@ pub const NAMES: [&str; 12] = [
     LOCAL_V4,
     LOCAL_V6,
     LOCAL_HOSTS,
+    SAMPLES,
 ];
 
 pub struct Maps {
@@ -55,6 +57,8 @@ pub struct Maps {
     counters: PerCpuArray<MapData, u64>,
     pub sources: SourceLists,
     pub local_routes: LocalRoutes,
+    /// The ring buffer of packet samples, until `take_samples` takes it (`capture.rs`).
+    samples: Option<Map>,
 }
 
 impl Maps {
@@ -71,11 +75,14 @@ impl Maps {
             }
             Ok(map)
         };
+        let samples = take(SAMPLES)?;
         Self::from_maps(
             NAMES
-                .map(&mut take)
                 .into_iter()
+                .filter(|name| *name != SAMPLES)
+                .map(&mut take)
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            Some(samples),
         )
     }
 
@@ -89,14 +96,18 @@ impl Maps {
         };
         Self::from_maps(
             NAMES
-                .map(open)
                 .into_iter()
+                .filter(|name| *name != SAMPLES)
+                .map(open)
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            // The pins of a build from before samples have none: they still open, so that
+            // `attach` upgrades them in place.
+            open(SAMPLES).ok(),
         )
     }
 
-    /// The maps in `NAMES` order.
-    fn from_maps(maps: Vec<Map>) -> anyhow::Result<Self> {
+    /// The maps in `NAMES` order, but `SAMPLES`.
+    fn from_maps(maps: Vec<Map>, samples: Option<Map>) -> anyhow::Result<Self> {
         let [
             config,
             ports,
@@ -110,9 +121,12 @@ impl Maps {
             local_v4,
             local_v6,
             local_hosts,
-        ]: [Map; 12] = maps
-            .try_into()
-            .map_err(|_| anyhow!("expected the {} maps {NAMES:?}", NAMES.len()))?;
+        ]: [Map; 12] = maps.try_into().map_err(|_| {
+            anyhow!(
+                "expected the {} maps {NAMES:?} but {SAMPLES}",
+                NAMES.len() - 1
+            )
+        })?;
         Ok(Self {
             config: Array::try_from(config)?,
             ports: PortTable::new(
@@ -138,6 +152,7 @@ impl Maps {
                 },
                 hosts: Array::try_from(local_hosts)?,
             },
+            samples,
         })
     }
 
@@ -151,6 +166,16 @@ impl Maps {
         self.config
             .set(CONFIG_KEY, config, 0)
             .context("writing the CONFIG map failed")
+    }
+
+    /// The ring buffer the program writes packet samples into, for its one reader.
+    pub fn take_samples(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self.samples.take().ok_or_else(|| {
+            anyhow!(
+                "no {SAMPLES} ring buffer: it was attached by a build of handshake without packet samples; attach this build to sample"
+            )
+        })?;
+        RingBuf::try_from(map).context("opening the SAMPLES ring buffer failed")
     }
 
     /// The counters summed over every CPU.

@@ -6,6 +6,7 @@
 //! - `kernel_layout.rs`, `btf.rs`: where this kernel keeps the listener's settings;
 //! - `maps.rs`, `port_table.rs`, `source_lists.rs`, `local_routes.rs` (both on
 //!   `prefix_tries.rs`), `counters.rs`: the maps the loader shares with the program;
+//! - `rate_limits.rs`: the SYN rate limits in the program's configuration;
 //! - `pins.rs`: the pin folders under the BPF filesystem, per network namespace;
 //! - `gone.rs`: the folders of network namespaces that are gone;
 //! - `state.rs`: whether a pinned attachment still protects anything;
@@ -22,5 +23,6 @@ pub mod maps;
 pub mod pins;
 pub mod port_table;
 pub mod prefix_tries;
+pub mod rate_limits;
 pub mod source_lists;
 pub mod state;

@@ -150,6 +150,7 @@ impl Pinned {
             allow: Vec::new(),
             deny: Vec::new(),
             dry_run: false,
+            limits: Default::default(),
         };
         let Ok((now, _)) = settings.validate() else {
             return Vec::new();
