@@ -91,14 +91,16 @@ pub struct PortCounters {
 }
 
 impl PortCounters {
-    /// Counts `counter` if it is one of the per-port verdicts.
+    /// Counts `counter` (a `Counter` as u32, as the XDP program carries it) if it is one
+    /// of the per-port verdicts.
     #[inline(always)]
-    pub fn count(&mut self, counter: Counter) {
-        match counter {
-            Counter::SynAckSent => self.syn_ack_sent += 1,
-            Counter::AckValidated => self.ack_validated += 1,
-            Counter::AckDroppedForged => self.ack_dropped_forged += 1,
-            _ => {}
+    pub fn count(&mut self, counter: u32) {
+        if counter == Counter::SynAckSent as u32 {
+            self.syn_ack_sent += 1;
+        } else if counter == Counter::AckValidated as u32 {
+            self.ack_validated += 1;
+        } else if counter == Counter::AckDroppedForged as u32 {
+            self.ack_dropped_forged += 1;
         }
     }
 

@@ -93,18 +93,28 @@ impl BucketKey {
 
     /// The first `prefix_len` bits of `address` (a multiple of 8: the lengths above).
     #[inline(always)]
-    pub fn prefix(mut address: [u8; 16], prefix_len: u32) -> BucketKey {
+    pub fn prefix(address: [u8; 16], prefix_len: u32) -> BucketKey {
+        let mut key = BucketKey {
+            prefix_len: 128,
+            address,
+        };
+        key.narrow(prefix_len);
+        key
+    }
+
+    /// Cuts the key to its first `prefix_len` bits, in place (the XDP program walks one key
+    /// from the host's bucket to its network's: the verifier's 512 bytes of stack are
+    /// shared by the whole call chain).
+    #[inline(always)]
+    pub fn narrow(&mut self, prefix_len: u32) {
         let mut index = 0;
         while index < 16 {
             if index as u32 * 8 >= prefix_len {
-                address[index] = 0;
+                self.address[index] = 0;
             }
             index += 1;
         }
-        BucketKey {
-            prefix_len,
-            address,
-        }
+        self.prefix_len = prefix_len;
     }
 
     #[inline(always)]

@@ -10,17 +10,13 @@
 //! same way): it changes nothing the kernel would not.
 
 use aya_ebpf::bindings::xdp_action;
-
-use crate::maps;
+use handshake_common::config::Config;
 
 /// The action to take for `action`: XDP_PASS in dry run.
 #[inline(always)]
-pub fn enforce(action: u32) -> u32 {
-    if action == xdp_action::XDP_PASS {
-        return action;
+pub fn enforce(action: u32, config: &Config) -> u32 {
+    if config.dry_run != 0 {
+        return xdp_action::XDP_PASS;
     }
-    match maps::config() {
-        Some(config) if config.dry_run != 0 => xdp_action::XDP_PASS,
-        _ => action,
-    }
+    action
 }

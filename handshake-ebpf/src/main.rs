@@ -13,6 +13,7 @@
 //! - `listener_settings.rs` reads what the kernel's SYN-ACK takes from that listener;
 //! - `sources.rs`  looks the source up in the operator's allow and deny lists;
 //! - `rate_limit.rs` holds SYNs to the operator's rates per source and SYN-ACK destination;
+//! - `verdict.rs`  carries `handle`'s verdict out to where it is counted and acted on;
 //! - `dry_run.rs`  passes what would be sent or dropped, in dry run;
 //! - `sample.rs`   copies frames into a ring buffer while `handshake capture` or `top` runs;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
@@ -40,6 +41,7 @@ mod listener_settings;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod rate_limit;
+#[cfg(target_arch = "bpf")]
 mod sample;
 #[cfg(target_arch = "bpf")]
 mod sources;
@@ -51,6 +53,8 @@ mod syn_ack;
 mod syn_options;
 #[cfg(target_arch = "bpf")]
 mod this_host;
+#[cfg(target_arch = "bpf")]
+mod verdict;
 #[cfg(target_arch = "bpf")]
 mod vlan;
 
@@ -71,23 +75,33 @@ mod program {
         headers::{self, Link, Parsed, Segment},
         maps, sample,
         sources::{self, Listed},
-        syn, vlan,
+        syn,
+        verdict::Verdict,
+        vlan,
     };
 
     #[xdp]
     pub fn handshake(ctx: XdpContext) -> u32 {
         match headers::link(&ctx) {
-            Link::Tags(0) => handle(ctx.ctx),
+            Link::Tags(0) => finish(&ctx, handle(ctx.ctx)),
             // See vlan.rs: one copy of the handling, for every frame.
             Link::Tags(tags @ (1 | 2)) => match vlan::lift(&ctx, tags) {
                 Some(lifted) => {
-                    let action = handle(ctx.ctx);
-                    vlan::restore(&ctx, &lifted, action)
+                    let verdict = handle(ctx.ctx);
+                    // Tags back first: then fewer values live across `finish`'s calls,
+                    // and a sample holds the frame as it goes on.
+                    let restored = vlan::restore(&ctx, &lifted);
+                    let action = finish(&ctx, verdict);
+                    if restored {
+                        action
+                    } else {
+                        xdp_action::XDP_ABORTED
+                    }
                 }
-                None => count(xdp_action::XDP_PASS, Counter::Malformed, None),
+                None => passed(Counter::Malformed),
             },
-            Link::Tags(_) | Link::Other => count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
-            Link::Truncated => count(xdp_action::XDP_PASS, Counter::Malformed, None),
+            Link::Tags(_) | Link::Other => passed(Counter::PassedNotTcp),
+            Link::Truncated => passed(Counter::Malformed),
         }
     }
 
@@ -96,6 +110,12 @@ mod program {
     /// call site (an untagged frame's, and a tagged one's after vlan.rs lifted its tags).
     /// Its stack is its own too, which with the checksum callback's must stay within the
     /// verifier's 512 bytes.
+    ///
+    /// It returns the verdict (`Verdict`) rather than acting on it: what every verdict
+    /// shares (counting, sampling, dry run) runs after it, in `finish`, where the verifier
+    /// walks it once per call site with the verdict unknown, instead of once for every
+    /// path through here with its verdict a constant (Linux 6.1 gave up on the latter at a
+    /// million instructions once the sampling test was added).
     #[unsafe(no_mangle)]
     #[inline(never)]
     pub fn handle(ctx: *mut xdp_md) -> u32 {
@@ -104,11 +124,11 @@ mod program {
         calls::count(Call::Subprogram, 1);
         let segment = match headers::parse::<L2>(ctx) {
             Parsed::Tcp(segment) => segment,
-            Parsed::NotTcp => return count(xdp_action::XDP_PASS, Counter::PassedNotTcp, None),
-            Parsed::Malformed => return count(xdp_action::XDP_PASS, Counter::Malformed, None),
+            Parsed::NotTcp => return Verdict::passed(Counter::PassedNotTcp),
+            Parsed::Malformed => return Verdict::passed(Counter::Malformed),
         };
         let Some(slot) = maps::protected_slot(segment.dest_port) else {
-            return count(xdp_action::XDP_PASS, Counter::PassedUnprotected, None);
+            return Verdict::passed(Counter::PassedUnprotected);
         };
         // The lists are asked only here, after the port: other traffic pays nothing.
         let config = maps::config();
@@ -121,17 +141,37 @@ mod program {
             Listed::Denied => (xdp_action::XDP_DROP, Counter::DroppedDenied),
             Listed::Neither => decide::<L2>(ctx, &segment),
         };
-        // The one place a verdict is final: `handshake capture` and `top` sample here.
-        if let Some(config) = config {
-            sample::maybe(ctx.ctx, counter, config);
-        }
-        count(dry_run::enforce(action), counter, Some(slot))
+        Verdict::pack(action, counter, slot)
     }
 
+    /// Acts on `handle`'s verdict: counts it, and for a protected port's segment samples it
+    /// (`handshake capture`, `top`) and applies dry run. The one place a verdict is final.
     #[inline(always)]
-    fn count(action: u32, counter: Counter, slot: Option<u16>) -> u32 {
-        maps::count(counter, slot);
+    fn finish(ctx: &XdpContext, verdict: u32) -> u32 {
+        let Verdict {
+            action,
+            counter,
+            slot,
+        } = Verdict::unpack(verdict);
+        maps::count_verdict(counter, slot);
+        if slot == 0 {
+            return action;
+        }
+        let Some(config) = maps::config() else {
+            return action;
+        };
+        // The action before the sample: fewer values live across the call keep this
+        // function's stack small (see `handle`: 6.1 allows 512 bytes for the whole chain).
+        let action = dry_run::enforce(action, config);
+        sample::maybe(ctx.ctx, counter, config);
         action
+    }
+
+    /// A frame the handling never sees (see `handshake`), counted and passed.
+    #[inline(always)]
+    fn passed(counter: Counter) -> u32 {
+        maps::count_verdict(counter as u32, 0);
+        xdp_action::XDP_PASS
     }
 
     /// The verdict for a segment to a protected port.

@@ -60,15 +60,16 @@ pub fn this_cpu(counter: Counter) -> Option<u64> {
     COUNTERS.get(counter as u32).copied()
 }
 
-/// Counts the verdict, and for a protected port also in that port's slot.
+/// Counts a verdict (`counter`, a `Counter`), and for a protected port's segment (`slot`
+/// not 0) also in that port's slot.
 #[inline(always)]
-pub fn count(counter: Counter, slot: Option<u16>) {
-    calls::count(Call::PerCpuLookup, if slot.is_some() { 2 } else { 1 });
-    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+pub fn count_verdict(counter: u32, slot: u32) {
+    calls::count(Call::PerCpuLookup, if slot != 0 { 2 } else { 1 });
+    if let Some(value) = COUNTERS.get_ptr_mut(counter) {
         unsafe { *value += 1 };
     }
-    if let Some(slot) = slot
-        && let Some(port) = PORT_COUNTERS.get_ptr_mut(u32::from(slot))
+    if slot != 0
+        && let Some(port) = PORT_COUNTERS.get_ptr_mut(slot)
     {
         unsafe { (*port).count(counter) };
     }

@@ -2,9 +2,9 @@
 //! whose verdict it asked for (`Config::sample_counters`, 1 in `Config::sample_every`) are
 //! copied, their first `SAMPLE_BYTES` bytes, into the `SAMPLES` ring buffer.
 //!
-//! Sampled once, where the verdict and its counter are final (main.rs's `handle`): an
+//! Sampled once, where the verdict and its counter are final (main.rs's `finish`): an
 //! answered SYN is sampled as the SYN-ACK it was rewritten into. With no capture running
-//! the cost is one test of a Config field `handle` has already loaded.
+//! the cost is one test of a Config field `finish` has already loaded.
 
 use aya_ebpf::{
     bindings::xdp_md,
@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use handshake_common::{
     config::Config,
-    counters::Counter,
+    counters::COUNTER_COUNT,
     sample::{SAMPLE_BYTES, Sample},
 };
 use network_types::eth::EthHdr;
@@ -29,9 +29,11 @@ const BPF_RB_NO_WAKEUP: u64 = 1;
 
 /// Samples the frame if a capture asked for `counter`'s verdicts.
 #[inline(always)]
-pub fn maybe(ctx: *mut xdp_md, counter: Counter, config: &Config) {
-    if config.sample_counters != 0 && config.sample_counters & (1u64 << counter as u32) != 0 {
-        sample(ctx, counter as u32, config.sample_every);
+pub fn maybe(ctx: *mut xdp_md, counter: u32, config: &Config) {
+    // `counter` < COUNTER_COUNT <= 64: the mask only tells the verifier so.
+    const { assert!(COUNTER_COUNT <= 64) };
+    if config.sample_counters != 0 && config.sample_counters & (1u64 << (counter & 63)) != 0 {
+        sample(ctx, counter, config.sample_every);
     }
 }
 

@@ -7,9 +7,7 @@
 //! `bpf_xdp_adjust_head` calls and a 12-byte move (tagged frames are rare at XDP: most
 //! NICs strip the tag before it; `attach` refuses such an interface with VLAN uppers).
 
-use aya_ebpf::{
-    bindings::xdp_action, helpers::generated::bpf_xdp_adjust_head, programs::XdpContext,
-};
+use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
 
 use crate::{
     calls::{self, Call},
@@ -50,20 +48,15 @@ pub fn lift(ctx: &XdpContext, count: usize) -> Option<Tags> {
 
 /// Puts the tags back in front of whatever the handling left (the frame as it came, or
 /// the SYN-ACK with its MACs swapped). Also before a drop: a frame not sent stays as it
-/// came, whatever looks at it after XDP (the property tests do).
+/// came, whatever looks at it after XDP (the property tests do). `false` if they could
+/// not be put back: the room was the frame's own a moment ago, so this only fails if the
+/// kernel breaks its word, and a frame without its tags must not go on (XDP_ABORTED).
 #[inline(always)]
-pub fn restore(ctx: &XdpContext, tags: &Tags, action: u32) -> u32 {
+pub fn restore(ctx: &XdpContext, tags: &Tags) -> bool {
     let len = tags.count * VLAN_TAG_LEN;
     calls::count(Call::Helper, 1);
-    // The room was the frame's own a moment ago: this only fails if the kernel breaks
-    // its word, and a frame without its tags must not go on.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(len as i32)) } != 0
-        || move_macs(ctx, len, 0).is_none()
-        || write_tags(ctx, tags).is_none()
-    {
-        return xdp_action::XDP_ABORTED;
-    }
-    action
+    let moved = unsafe { bpf_xdp_adjust_head(ctx.ctx, -(len as i32)) } == 0;
+    moved && move_macs(ctx, len, 0).is_some() && write_tags(ctx, tags).is_some()
 }
 
 /// Moves the 12 bytes of MAC addresses from `from` to `to` (offsets 0 and 4 or 8): read

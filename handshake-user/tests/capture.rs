@@ -204,6 +204,25 @@ fn capture_writes_the_answered_syns_and_forged_acks_as_pcap_and_stops_sampling()
         })
         .collect();
     assert_eq!(&records[4..], &expected[..]);
+    // And tcpdump reads the file: one line per frame, the SYN-ACKs first.
+    let read = std::process::Command::new("tcpdump")
+        .args(["-n", "-r", file])
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{read:?}");
+    let flags: Vec<&str> = std::str::from_utf8(&read.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            line.split("Flags ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(flags, ["[S.]", "[S.]", "[S.]", "[S.]", "[.]", "[.]"]);
     let _ = std::fs::remove_file(&path);
 }
 

@@ -2,8 +2,8 @@
 //! 1. the nightly toolchain's `rust-src` (the XDP program is built with -Z build-std=core);
 //! 2. bpf-linker, built once against the nightly's own libLLVM and cached outside the
 //!    clone (`$HANDSHAKE_CACHE`, default `~/.cache/handshake`);
-//! 3. the Debian packages the tests and the demo call (iproute2, ethtool, and nftables and
-//!    iptables for the NAT refusal's rules);
+//! 3. the Debian packages the tests and the demo call (iproute2, ethtool, nftables and
+//!    iptables for the NAT refusal's rules, tcpdump to read what `capture` writes);
 //! 4. for `cargo xtask test --kernel` only: qemu, a Debian kernel and virtme-ng (cached);
 //! 5. for `cargo xtask package` (and the tests of the package): cargo-deb (cached like
 //!    bpf-linker), lintian and dpkg-dev.
@@ -21,13 +21,15 @@ use anyhow::{Context as _, anyhow, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages and a command each provides.
-const PACKAGES: [(&str, &str); 5] = [
+const PACKAGES: [(&str, &str); 6] = [
     ("iproute2", "ip"),
     ("iproute2", "nstat"),
     ("ethtool", "ethtool"),
     // handshake reads NAT rules with `nft -j`; tests/nat_ports.rs makes them with both.
     ("nftables", "nft"),
     ("iptables", "iptables"),
+    // tests/capture.rs reads what `handshake capture` wrote with it.
+    ("tcpdump", "tcpdump"),
 ];
 
 /// What `cargo xtask bench` adds: the service (nftables, for the synproxy contender, is

@@ -293,7 +293,7 @@ pub fn capture(
     }
     session.stop()?;
     writer
-        .flush()
+        .finish()
         .with_context(|| format!("writing {} failed", path.display()))?;
     let verdicts: Vec<String> = by_counter
         .iter()
