@@ -21,9 +21,9 @@ pub struct Config {
     /// How the loader attached the program (`MODE_*`); the program does not read it,
     /// `handshake status` does.
     pub mode: u8,
-    /// SYN-ACKs one CPU sends per second from which on an ACK without a valid cookie is
-    /// dropped (a flood of forged ACKs) rather than passed for the kernel's RST; 0 drops
-    /// them always.
+    /// SYN-ACKs one CPU sends per second for a port from which on an ACK to that port
+    /// without a valid cookie is dropped (a flood of forged ACKs) rather than passed for the
+    /// kernel's RST; 0 drops them always.
     pub flood_syn_acks: u32,
     /// `net.core.rmem_max`, which the window scale depends on (`tcp_select_initial_window`):
     /// a global of the kernel's, not of the namespace the program can read.

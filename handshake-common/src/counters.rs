@@ -80,8 +80,11 @@ pub enum Counter {
 
 pub const COUNTER_COUNT: u32 = Counter::SynDroppedReflectionCap as u32 + 1;
 
-/// The verdicts also counted per protected port, in the `PORT_COUNTERS` per-CPU array
-/// (indexed by the port's slot, see `config::PORTS_LEN`).
+/// The verdicts counted per protected port, in the `PORT_COUNTERS` per-CPU array (indexed
+/// by the port's slot, see `config::PORTS_LEN`). These three are counted there only, not
+/// in `COUNTERS` too: one per-CPU lookup per packet (a helper call before Linux 6.10).
+/// Their totals are `COUNTERS`' entry plus every slot's, slot 0 holding what the ports
+/// that gave their slot up had counted (see handshake-user's port_table.rs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortCounters {
@@ -91,8 +94,16 @@ pub struct PortCounters {
 }
 
 impl PortCounters {
-    /// Counts `counter` (a `Counter` as u32, as the XDP program carries it) if it is one
-    /// of the per-port verdicts.
+    /// Whether `counter` (a `Counter` as u32, as the XDP program carries it) is one of the
+    /// per-port verdicts.
+    #[inline(always)]
+    pub fn counted_per_port(counter: u32) -> bool {
+        counter == Counter::SynAckSent as u32
+            || counter == Counter::AckValidated as u32
+            || counter == Counter::AckDroppedForged as u32
+    }
+
+    /// Counts `counter` if it is one of the per-port verdicts.
     #[inline(always)]
     pub fn count(&mut self, counter: u32) {
         if counter == Counter::SynAckSent as u32 {
@@ -101,6 +112,16 @@ impl PortCounters {
             self.ack_validated += 1;
         } else if counter == Counter::AckDroppedForged as u32 {
             self.ack_dropped_forged += 1;
+        }
+    }
+
+    /// This port's count of `counter`, 0 for a counter not counted per port.
+    pub fn get(&self, counter: Counter) -> u64 {
+        match counter {
+            Counter::SynAckSent => self.syn_ack_sent,
+            Counter::AckValidated => self.ack_validated,
+            Counter::AckDroppedForged => self.ack_dropped_forged,
+            _ => 0,
         }
     }
 
@@ -113,6 +134,32 @@ impl PortCounters {
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PortCounters {}
+
+/// One CPU's entry of a port's slot: its counters and its flood window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PortSlot {
+    pub counters: PortCounters,
+    pub flood: FloodWindow,
+}
+
+/// Where one CPU's flood windows stand for one port (handshake-ebpf's flood.rs): a flood
+/// is on for a port, as the kernel's cookie check is on per listener
+/// (`tcp_synq_no_recent_overflow`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FloodWindow {
+    /// `bpf_ktime_get_ns() >> WINDOW_SHIFT` of the current window.
+    pub index: u64,
+    /// This CPU's `syn_ack_sent` of the port when the current window started.
+    pub start: u64,
+    /// SYN-ACKs this CPU sent to the port in the previous window (0 if that window is
+    /// older).
+    pub previous: u64,
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortSlot {}
 
 /// Every counter in map order, with its metric name and help text.
 pub const ALL: [(Counter, &str, &str); COUNTER_COUNT as usize] = [

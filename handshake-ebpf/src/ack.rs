@@ -26,7 +26,8 @@ use crate::{
 const ENOENT: i64 = -2;
 const EACCES: i64 = -13;
 
-pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+/// `slot`: the protected port's counter slot, whose flood state is asked.
+pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment, slot: u16) -> (u32, Counter) {
     let sk = match listener::lookup::<L2>(ctx, segment) {
         Socket::Listener(sk) => sk,
         Socket::Connection => return (xdp_action::XDP_PASS, Counter::PassedEstablished),
@@ -38,7 +39,7 @@ pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Coun
         0 => (xdp_action::XDP_PASS, Counter::AckValidated),
         // Outside a flood the kernel answers it with a RST (RFC 9293 3.10.7.2), which
         // tells a client whose connection this host forgot (a reboot, a crash) at once.
-        ENOENT | EACCES if !flood::on() => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
+        ENOENT | EACCES if !flood::on(slot) => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
         // Only this host's ACKs are dropped: on a bridge member or a router, the ACK of
         // a neighbour's (or a routed) handshake cannot verify against our listener.
         // Asked last, so that valid ACKs pay nothing for it.

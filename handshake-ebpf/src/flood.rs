@@ -2,37 +2,25 @@
 //! dropped during a flood (a forged third packet, which would cost the kernel a lookup and
 //! a RST) and passed otherwise (a stray ACK, which the kernel must answer with a RST).
 //!
-//! A flood is on when this CPU sent at least `Config::flood_syn_acks` SYN-ACKs in its
-//! current and previous window of 2^30 ns (~1.07 s). The windows advance only when an
+//! A flood is on for a port when this CPU sent at least `Config::flood_syn_acks` SYN-ACKs
+//! for it in its current and previous window of 2^30 ns (~1.07 s): per port, as the
+//! kernel checks cookies per listener (`tcp_synq_no_recent_overflow`), and in the port's
+//! slot, which the SYN path counts in anyway. The windows advance only when an
 //! ACK asks, so the SYN path pays nothing: it only bumps its counter, as it always did.
 
-use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, macros::map, maps::PerCpuArray};
-use handshake_common::counters::Counter;
+use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
+use handshake_common::counters::{FloodWindow, PortSlot};
 
 use crate::{
     calls::{self, Call},
     maps,
 };
 
-/// Where this CPU's windows stand.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Window {
-    /// `bpf_ktime_get_ns() >> WINDOW_SHIFT` of the current window.
-    index: u64,
-    /// This CPU's `SynAckSent` counter when the current window started.
-    start: u64,
-    /// SYN-ACKs this CPU sent in the previous window (0 if that window is older).
-    previous: u64,
-}
-
 const WINDOW_SHIFT: u32 = 30;
 
-#[map(name = "FLOOD_WINDOW")]
-static FLOOD_WINDOW: PerCpuArray<Window> = PerCpuArray::with_max_entries(1, 0);
-
+/// Whether a flood is on for the protected port of counter slot `slot`.
 #[inline(always)]
-pub fn on() -> bool {
+pub fn on(slot: u16) -> bool {
     let threshold = match maps::config() {
         Some(config) => u64::from(config.flood_syn_acks),
         None => 0,
@@ -40,14 +28,13 @@ pub fn on() -> bool {
     if threshold == 0 {
         return true;
     }
-    let (Some(window), Some(sent)) = (
-        FLOOD_WINDOW.get_ptr_mut(0),
-        maps::this_cpu(Counter::SynAckSent),
-    ) else {
+    calls::count(Call::PerCpuLookup, 1);
+    let Some(port) = maps::port_slot(u32::from(slot)) else {
         return true;
     };
-    let window = unsafe { &mut *window };
-    calls::count(Call::PerCpuLookup, 2);
+    let PortSlot { counters, flood } = unsafe { &mut *port };
+    let sent = counters.syn_ack_sent;
+    let window: &mut FloodWindow = flood;
     calls::count(Call::Helper, 1);
     let index = unsafe { bpf_ktime_get_ns() } >> WINDOW_SHIFT;
     if window.index != index {

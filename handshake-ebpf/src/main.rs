@@ -139,7 +139,7 @@ mod program {
         let (action, counter) = match listed {
             Listed::Allowed => (xdp_action::XDP_PASS, Counter::PassedAllowed),
             Listed::Denied => (xdp_action::XDP_DROP, Counter::DroppedDenied),
-            Listed::Neither => decide::<L2>(ctx, &segment),
+            Listed::Neither => decide::<L2>(ctx, &segment, slot),
         };
         Verdict::pack(action, counter, slot)
     }
@@ -176,14 +176,14 @@ mod program {
 
     /// The verdict for a segment to a protected port.
     #[inline(always)]
-    fn decide<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
+    fn decide<const L2: usize>(ctx: &XdpContext, segment: &Segment, slot: u16) -> (u32, Counter) {
         let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
         if flags == tcp::SYN {
             return syn::answer::<L2>(ctx, segment);
         }
         // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
         if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
-            return ack::check::<L2>(ctx, segment);
+            return ack::check::<L2>(ctx, segment, slot);
         }
         (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
     }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use handshake_common::{
     config::{CONFIG_KEY, Config, MAX_PORTS, PORTS_LEN},
-    counters::{COUNTER_COUNT, Counter, PortCounters},
+    counters::{COUNTER_COUNT, PortCounters, PortSlot},
     sample::RING_BYTES,
 };
 
@@ -26,9 +26,10 @@ static PORTS: Array<u16> = Array::with_max_entries(PORTS_LEN, 0);
 #[map(name = "SLOT_PORTS")]
 static SLOT_PORTS: Array<u16> = Array::with_max_entries(MAX_PORTS + 1, 0);
 
-/// Per-port verdict counters by slot; slot 0 is never used.
+/// Per-port verdict counters and flood windows by slot; slot 0 holds what ports that gave
+/// their slot up counted, written by the loader only.
 #[map(name = "PORT_COUNTERS")]
-static PORT_COUNTERS: PerCpuArray<PortCounters> = PerCpuArray::with_max_entries(MAX_PORTS + 1, 0);
+static PORT_COUNTERS: PerCpuArray<PortSlot> = PerCpuArray::with_max_entries(MAX_PORTS + 1, 0);
 
 /// Per-CPU, so counting never contends between cores; the loader sums the CPUs.
 #[map(name = "COUNTERS")]
@@ -53,24 +54,24 @@ pub fn protected_slot(port: u16) -> Option<u16> {
     }
 }
 
-/// This CPU's count of `counter`.
+/// This CPU's entry of a protected port's slot.
 #[inline(always)]
-pub fn this_cpu(counter: Counter) -> Option<u64> {
-    // Counted by its caller, `flood::on`.
-    COUNTERS.get(counter as u32).copied()
+pub fn port_slot(slot: u32) -> Option<*mut PortSlot> {
+    PORT_COUNTERS.get_ptr_mut(slot)
 }
 
-/// Counts a verdict (`counter`, a `Counter`), and for a protected port's segment (`slot`
-/// not 0) also in that port's slot.
+/// Counts a verdict (`counter`, a `Counter`): a per-port verdict of a protected port's
+/// segment (`slot` not 0) in that port's slot only, any other in `COUNTERS`. One lookup.
 #[inline(always)]
 pub fn count_verdict(counter: u32, slot: u32) {
-    calls::count(Call::PerCpuLookup, if slot != 0 { 2 } else { 1 });
+    calls::count(Call::PerCpuLookup, 1);
+    if slot != 0 && PortCounters::counted_per_port(counter) {
+        if let Some(port) = PORT_COUNTERS.get_ptr_mut(slot) {
+            unsafe { (*port).counters.count(counter) };
+        }
+        return;
+    }
     if let Some(value) = COUNTERS.get_ptr_mut(counter) {
         unsafe { *value += 1 };
-    }
-    if slot != 0
-        && let Some(port) = PORT_COUNTERS.get_ptr_mut(slot)
-    {
-        unsafe { (*port).count(counter) };
     }
 }

@@ -216,6 +216,26 @@ fn stray_acks_pass_outside_a_flood_and_drop_during_one() {
         let outcome = bed.run(&stray);
         assert_counted(&outcome, Counter::AckDroppedForged);
         assert_eq!(outcome.verdict, XDP_DROP);
+        // The flood is per port, as the kernel checks cookies per listener: a stray ACK to
+        // another protected port, whose listener no SYN-ACK was sent for, still goes to the
+        // kernel.
+        const OTHER: u16 = 8081;
+        let _other = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, OTHER)).unwrap();
+        bed.handshake
+            .set_ports(&[PROTECTED, NO_LISTENER, OTHER])
+            .unwrap();
+        let tcp = Tcp {
+            source_port: CLIENT_PORT,
+            dest_port: OTHER,
+            seq: CLIENT_SEQ.wrapping_add(1),
+            ack: 0x1234_5679,
+            flags: ACK,
+            window: 502,
+            options: &[],
+            payload: &[],
+        };
+        let stray_other = packet::ipv4(CLIENT, SERVER, &[], &tcp);
+        assert_passed_untouched(bed, &stray_other, Counter::AckPassedNoFlood);
     });
 }
 

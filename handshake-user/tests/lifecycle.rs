@@ -98,6 +98,28 @@ fn attach_outlives_the_cli_and_ports_change_live() {
         bed.ok(&["ports", "list", "--iface", SERVER_IFACE]),
         "hs-server: protected ports 8443\n"
     );
+
+    // A new port takes 8080's counter slot: it starts from zero, and the totals keep what
+    // 8080 counted (the program counts per-port verdicts in the slots only).
+    let before_reuse = bed.stats();
+    assert!(
+        total(&before_reuse, "syn_ack_sent") > 16,
+        "8080 and 8443 counted"
+    );
+    assert_eq!(
+        bed.ok(&["ports", "add", "--iface", SERVER_IFACE, "9090"]),
+        "hs-server: protected ports 8443,9090\n"
+    );
+    let stats = bed.stats();
+    assert_eq!(port_total(&stats, 9090, "syn_ack_sent"), Some(0));
+    assert_eq!(port_total(&stats, 8443, "syn_ack_sent"), Some(6));
+    for counter in ["syn_ack_sent", "ack_validated", "ack_dropped_forged"] {
+        assert_eq!(
+            total(&stats, counter),
+            total(&before_reuse, counter),
+            "{counter}"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use aya::{
 };
 use handshake_common::{
     config::{CONFIG_KEY, Config},
-    counters::COUNTER_COUNT,
+    counters::{ALL, COUNTER_COUNT},
 };
 
 use crate::{
@@ -178,15 +178,17 @@ impl Maps {
         RingBuf::try_from(map).context("opening the SAMPLES ring buffer failed")
     }
 
-    /// The counters summed over every CPU.
+    /// The counters summed over every CPU, and for the per-port verdicts over every port
+    /// slot too (the program counts those in the slots only).
     pub fn counters(&self) -> anyhow::Result<Snapshot> {
+        let ports = self.ports.totals()?;
         let mut totals = [0u64; COUNTER_COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
+        for ((counter, _, _), total) in ALL.iter().zip(totals.iter_mut()) {
             let per_cpu = self
                 .counters
-                .get(&(index as u32), 0)
+                .get(&(*counter as u32), 0)
                 .context("reading the COUNTERS map failed")?;
-            *total = per_cpu.iter().sum();
+            *total = per_cpu.iter().sum::<u64>() + ports.get(*counter);
         }
         Ok(Snapshot(totals))
     }
