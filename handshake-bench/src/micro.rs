@@ -24,7 +24,12 @@ use handshake::{
     loader::{Handshake, PASS_PROGRAM},
 };
 use handshake_bench::{COUNTING_OBJECT, flood::FLOOD_OBJECT};
-use handshake_common::{config::Config, counters::ALL, sample::Class};
+use handshake_common::{
+    config::{Config, LIMIT_DESTINATION, LIMIT_NETWORK, LIMIT_SOURCE, LIMIT_SYN_ACKS},
+    counters::ALL,
+    rate_limit::Rate,
+    sample::Class,
+};
 
 use super::{
     frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment, WINDOWS_SYN_OPTIONS},
@@ -69,6 +74,9 @@ struct Programs {
     sampling: Handshake,
     sampling_counting: Counting,
     samples: RingBuf<MapData>,
+    /// The same with every rate limit on, at rates no run reaches.
+    limiting: Handshake,
+    limiting_counting: Counting,
     pass: Ebpf,
     cookie_only: Ebpf,
 }
@@ -97,6 +105,22 @@ fn load() -> anyhow::Result<Programs> {
     sampling.set_ports(&[PORT])?;
     let samples = sampling.maps.take_samples()?;
     let sampling_counting = Counting::load(&sampled)?;
+    let unreached = Rate {
+        per_second: 100_000_000,
+        burst: 100_000_000,
+    };
+    let limited = Config {
+        limits: LIMIT_SOURCE | LIMIT_NETWORK | LIMIT_SYN_ACKS | LIMIT_DESTINATION,
+        syn_per_source: unreached,
+        syn_per_network: unreached,
+        syn_acks: unreached,
+        syn_acks_per_destination: unreached,
+        ..config
+    };
+    let mut limiting = Handshake::load()?;
+    limiting.set_config(&limited)?;
+    limiting.set_ports(&[PORT])?;
+    let limiting_counting = Counting::load(&limited)?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
     let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
@@ -109,6 +133,8 @@ fn load() -> anyhow::Result<Programs> {
         sampling,
         sampling_counting,
         samples,
+        limiting,
+        limiting_counting,
         pass,
         cookie_only,
     })
@@ -142,11 +168,18 @@ impl Counting {
             }
             Ok(sums)
         };
+        let run = |handshake: &mut Handshake| -> anyhow::Result<()> {
+            handshake.program()?.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })?;
+            Ok(())
+        };
+        // Once before counting, as the timed runs are: the rate limits' buckets then
+        // exist (a bucket is inserted by its first SYN only).
+        run(&mut self.handshake)?;
         let (before, counted) = (sum(&self.calls)?, self.handshake.counters()?);
-        self.handshake.program()?.test_run(TestRunOptions {
-            data_in: Some(frame),
-            ..TestRunOptions::new()
-        })?;
+        run(&mut self.handshake)?;
         let after = sum(&self.calls)?;
         let moved = self.handshake.counters()?.since(&counted);
         let verdict = ALL
@@ -168,6 +201,7 @@ fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
 enum Which {
     Handshake,
     Sampling,
+    Limiting,
     Pass,
     CookieOnly,
 }
@@ -312,6 +346,12 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             "SYN -> SYN-ACK, IPv4, timestamps, sampled",
             "handshake",
             Which::Sampling,
+            syn_v4.clone(),
+        ),
+        (
+            "SYN, IPv4, timestamps, 4 rate limits on",
+            "handshake",
+            Which::Limiting,
             syn_v4,
         ),
     ];
@@ -321,6 +361,7 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             let program = match which {
                 Which::Handshake => programs.handshake.program()?,
                 Which::Sampling => programs.sampling.program()?,
+                Which::Limiting => programs.limiting.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
             };
@@ -340,6 +381,7 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         let calls = match which {
             Which::Handshake => Some(programs.counting.calls_of(frame)?),
             Which::Sampling => Some(programs.sampling_counting.calls_of(frame)?),
+            Which::Limiting => Some(programs.limiting_counting.calls_of(frame)?),
             Which::Pass | Which::CookieOnly => None,
         };
         timings.push(Timing {

@@ -105,13 +105,20 @@ impl BucketKey {
     /// Cuts the key to its first `prefix_len` bits, in place (the XDP program walks one key
     /// from the host's bucket to its network's: the verifier's 512 bytes of stack are
     /// shared by the whole call chain).
+    ///
+    /// Each byte is masked and stored volatile: LLVM turns stores of zeros it can foresee
+    /// into a `memset` call, which in the XDP program is a BPF-to-BPF call per key.
     #[inline(always)]
     pub fn narrow(&mut self, prefix_len: u32) {
         let mut index = 0;
         while index < 16 {
-            if index as u32 * 8 >= prefix_len {
-                self.address[index] = 0;
-            }
+            let keep = if (index as u32) * 8 < prefix_len {
+                0xff
+            } else {
+                0
+            };
+            let byte = self.address[index] & keep;
+            unsafe { core::ptr::write_volatile(&mut self.address[index], byte) };
             index += 1;
         }
         self.prefix_len = prefix_len;

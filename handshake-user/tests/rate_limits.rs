@@ -66,6 +66,11 @@ fn syn_acks_to(socket: i32, network: [u8; 3], expected: u64) -> u64 {
     seen
 }
 
+/// What `handshake limit show` prints for the bed's interface.
+fn limits_shown(bed: &Bed) -> String {
+    bed.ok(&["limit", "show", "--iface", IFACE])
+}
+
 #[test]
 fn a_flooding_source_is_held_to_its_rate_while_real_clients_connect() {
     let bed = Bed::new();
@@ -124,10 +129,7 @@ fn a_flooding_source_is_held_to_its_rate_while_real_clients_connect() {
         total(&bed.stats(), "syn_dropped_rate_limited"),
         total(&after, "syn_dropped_rate_limited")
     );
-    assert_eq!(
-        bed.ok(&["limit", "show", "--iface", IFACE]),
-        "hs-server: rate limits off\n"
-    );
+    assert_eq!(limits_shown(&bed), "hs-server: rate limits off\n");
 }
 
 #[test]
@@ -203,7 +205,7 @@ fn a_spoofed_flood_at_one_network_reflects_at_most_the_cap() {
         "handshake: --syn-acks-per-second \"fast\" is not RATE[/BURST] with whole numbers from 1 to 100000000 (a second, and the burst above it); give e.g. --syn-acks-per-second 20/40, or --syn-acks-per-second off\n"
     );
     assert_eq!(
-        bed.ok(&["limit", "show", "--iface", IFACE]),
+        limits_shown(&bed),
         "hs-server: rate limits SYN-ACKs per destination network 20/s (burst 40)\n"
     );
 }
@@ -215,7 +217,7 @@ fn limits_come_from_attach_flags_and_the_config_file() {
     attach.extend(["--syn-per-source", "5/10", "--syn-acks-per-second", "1000"]);
     bed.ok(&attach);
     assert_eq!(
-        bed.ok(&["limit", "show", "--iface", IFACE]),
+        limits_shown(&bed),
         "hs-server: rate limits SYNs per source host 5/s (burst 10), SYN-ACKs per second 1000/s (burst 1000)\n"
     );
     // `limit set` changes the limits it names and keeps the others.
@@ -258,7 +260,7 @@ fn limits_come_from_attach_flags_and_the_config_file() {
     );
     bed.ok(&["attach", "--config", &config]);
     assert_eq!(
-        bed.ok(&["limit", "show", "--iface", IFACE]),
+        limits_shown(&bed),
         "hs-server: rate limits SYN-ACKs per destination network 30/s (burst 60)\n"
     );
     bed.connect(8080, 2);
