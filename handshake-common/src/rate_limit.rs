@@ -92,32 +92,35 @@ impl BucketKey {
     };
 
     /// The first `prefix_len` bits of `address` (a multiple of 8: the lengths above).
+    ///
+    /// Written byte by byte, volatile, from wherever `address` is (the XDP program passes
+    /// the packet): LLVM turns stores of zeros it can foresee into a `memset` call, in the
+    /// XDP program a BPF-to-BPF call per key, and a copy of the address would take stack
+    /// that `handle`'s call chain does not have to spare on Linux 6.1 (512 bytes in all).
     #[inline(always)]
-    pub fn prefix(address: [u8; 16], prefix_len: u32) -> BucketKey {
-        let mut key = BucketKey {
-            prefix_len: 128,
-            address,
-        };
-        key.narrow(prefix_len);
-        key
+    pub fn prefix(address: &[u8; 16], prefix_len: u32) -> BucketKey {
+        let mut key = core::mem::MaybeUninit::<BucketKey>::uninit();
+        let key_ptr = key.as_mut_ptr();
+        unsafe {
+            core::ptr::addr_of_mut!((*key_ptr).prefix_len).write(prefix_len);
+            let bytes = core::ptr::addr_of_mut!((*key_ptr).address) as *mut u8;
+            let mut index = 0;
+            while index < 16 {
+                let byte = address[index] & prefix_mask(index, prefix_len);
+                core::ptr::write_volatile(bytes.add(index), byte);
+                index += 1;
+            }
+            key.assume_init()
+        }
     }
 
     /// Cuts the key to its first `prefix_len` bits, in place (the XDP program walks one key
-    /// from the host's bucket to its network's: the verifier's 512 bytes of stack are
-    /// shared by the whole call chain).
-    ///
-    /// Each byte is masked and stored volatile: LLVM turns stores of zeros it can foresee
-    /// into a `memset` call, which in the XDP program is a BPF-to-BPF call per key.
+    /// from the host's bucket to its network's), volatile as in `prefix`.
     #[inline(always)]
     pub fn narrow(&mut self, prefix_len: u32) {
         let mut index = 0;
         while index < 16 {
-            let keep = if (index as u32) * 8 < prefix_len {
-                0xff
-            } else {
-                0
-            };
-            let byte = self.address[index] & keep;
+            let byte = self.address[index] & prefix_mask(index, prefix_len);
             unsafe { core::ptr::write_volatile(&mut self.address[index], byte) };
             index += 1;
         }
@@ -127,7 +130,20 @@ impl BucketKey {
     #[inline(always)]
     pub fn ipv4(address: [u8; 4], prefix_len: u32) -> BucketKey {
         let [a, b, c, d] = address;
-        BucketKey::prefix([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], prefix_len)
+        BucketKey::prefix(
+            &[a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            prefix_len,
+        )
+    }
+}
+
+/// The mask of byte `index` of an address cut to `prefix_len` bits (a multiple of 8).
+#[inline(always)]
+fn prefix_mask(index: usize, prefix_len: u32) -> u8 {
+    if (index as u32) * 8 < prefix_len {
+        0xff
+    } else {
+        0
     }
 }
 
@@ -239,14 +255,14 @@ mod tests {
             BucketKey::ipv4([198, 18, 7, 0], NETWORK_V4)
         );
         let mut v6 = [0x20, 0x01, 0, 2, 0, 0, 0xaa, 0xbb, 1, 2, 3, 4, 5, 6, 7, 8];
-        let host = BucketKey::prefix(v6, HOST_V6);
+        let host = BucketKey::prefix(&v6, HOST_V6);
         assert_eq!(&host.address[..8], &v6[..8]);
         assert_eq!(host.address[8..], [0; 8]);
-        let network = BucketKey::prefix(v6, NETWORK_V6);
+        let network = BucketKey::prefix(&v6, NETWORK_V6);
         assert_eq!(network.address[..6], [0x20, 0x01, 0, 2, 0, 0]);
         assert_eq!(network.address[6..], [0; 10]);
         v6[7] = 0xcc;
-        assert_eq!(BucketKey::prefix(v6, NETWORK_V6), network);
-        assert_ne!(BucketKey::prefix(v6, HOST_V6), host);
+        assert_eq!(BucketKey::prefix(&v6, NETWORK_V6), network);
+        assert_ne!(BucketKey::prefix(&v6, HOST_V6), host);
     }
 }

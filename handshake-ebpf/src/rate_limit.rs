@@ -19,7 +19,7 @@ use handshake_common::{
     counters::Counter,
     rate_limit::{BUCKETS, Bucket, BucketKey, HOST_V4, HOST_V6, NETWORK_V4, NETWORK_V6, Rate},
 };
-use network_types::{eth::EthHdr, ip::Ipv6Hdr};
+use network_types::eth::EthHdr;
 
 use crate::{
     calls::{self, Call},
@@ -55,8 +55,9 @@ pub fn refused<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<C
     }
 }
 
-/// Where the source address starts in an IPv4 header.
+/// Where the source address starts in an IPv4 and an IPv6 header.
 const IPV4_SOURCE: usize = 12;
+const IPV6_SOURCE: usize = 8;
 
 const RATE_LIMITED: u32 = 1;
 const REFLECTION_CAP: u32 = 2;
@@ -79,25 +80,21 @@ pub fn limited(ctx: *mut xdp_md, family: u32) -> u32 {
         return 0;
     };
     let limits = config.limits;
-    let (address, host_len, network_len) = if family == 4 {
-        // The source and the 12 bytes after it (the destination and the start of the TCP
-        // header, there in every segment): `narrow` zeroes all but the source. Sixteen
-        // bytes read whole, so no zeroed array for LLVM to make a `memset` call of.
-        let Some(address) = ptr_at::<[u8; 16]>(ctx, EthHdr::LEN + IPV4_SOURCE) else {
-            return 0;
-        };
-        (unsafe { *address }, HOST_V4, NETWORK_V4)
+    // IPv4: the source and the 12 bytes after it (the destination and the start of the
+    // TCP header, there in every segment), all but the source cut away by the prefix.
+    let (source, host_len, network_len) = if family == 4 {
+        (IPV4_SOURCE, HOST_V4, NETWORK_V4)
     } else {
-        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, EthHdr::LEN) else {
-            return 0;
-        };
-        (unsafe { (*ip).src_addr }, HOST_V6, NETWORK_V6)
+        (IPV6_SOURCE, HOST_V6, NETWORK_V6)
+    };
+    let Some(address) = ptr_at::<[u8; 16]>(ctx, EthHdr::LEN + source) else {
+        return 0;
     };
     calls::count(Call::Helper, 1);
     let now = unsafe { bpf_ktime_get_ns() };
     // One key, narrowed from the host to its network to the interface: the stack of this
     // function adds to `handle`'s and the entry's, and 6.1 allows 512 bytes for all three.
-    let mut key = BucketKey::prefix(address, host_len);
+    let mut key = BucketKey::prefix(unsafe { &*address }, host_len);
     if limits & LIMIT_SOURCE != 0 && !take(&SOURCE_BUCKETS, &key, now, config.syn_per_source) {
         return RATE_LIMITED;
     }
