@@ -9,7 +9,7 @@
 //! ACK asks, so the SYN path pays nothing: it only bumps its counter, as it always did.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
-use handshake_common::counters::{FloodWindow, PortSlot};
+use handshake_common::counters::PortSlot;
 
 use crate::{
     calls::{self, Call},
@@ -32,9 +32,11 @@ pub fn on(slot: u16) -> bool {
     let Some(port) = maps::port_slot(u32::from(slot)) else {
         return true;
     };
-    let PortSlot { counters, flood } = unsafe { &mut *port };
+    let PortSlot {
+        counters,
+        flood: window,
+    } = unsafe { &mut *port };
     let sent = counters.syn_ack_sent;
-    let window: &mut FloodWindow = flood;
     calls::count(Call::Helper, 1);
     let index = unsafe { bpf_ktime_get_ns() } >> WINDOW_SHIFT;
     if window.index != index {

@@ -131,8 +131,7 @@ mod program {
             return Verdict::passed(Counter::PassedUnprotected);
         };
         // The lists are asked only here, after the port: other traffic pays nothing.
-        let config = maps::config();
-        let listed = match config {
+        let listed = match maps::config() {
             Some(config) => sources::listed::<L2>(ctx, &segment, config),
             None => Listed::Neither,
         };
