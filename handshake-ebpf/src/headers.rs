@@ -15,6 +15,10 @@ use network_types::{
     tcp::TcpHdr,
 };
 
+/// Where the addresses start in each IP header: source, then destination.
+pub const IPV4_ADDRS: usize = 12;
+pub const IPV6_ADDRS: usize = 8;
+
 /// -EINVAL, which the helper wrappers return when the verifier-visible bounds fail.
 pub const EINVAL: i64 = -22;
 

@@ -12,14 +12,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use handshake_common::tcp::STATE_LISTEN;
-use network_types::{
-    ip::{Ipv4Hdr, Ipv6Hdr},
-    tcp::TcpHdr,
-};
+use network_types::tcp::TcpHdr;
 
 use crate::{
+    aligned::Aligned,
     calls::{self, Call},
-    headers::{Family, Segment, ptr_at, words},
+    headers::{Family, IPV4_ADDRS, IPV6_ADDRS, Segment, ptr_at},
 };
 
 /// The socket the kernel would deliver this segment to.
@@ -37,38 +35,38 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     let Some(th) = ptr_at::<TcpHdr>(ctx, segment.tcp_offset) else {
         return Socket::None;
     };
-    let th = unsafe { &*th };
-    // Not zeroed first: that is a `memset` call (a BPF-to-BPF call) per SYN; every byte
-    // the helper reads (`tuple_size` of them) is written below.
-    let mut tuple = MaybeUninit::<bpf_sock_tuple>::uninit();
+    let ports = u32::from_ne_bytes(unsafe { *(th as *const [u8; 4]) });
+    // `bpf_sock_tuple` as whole 8-byte words at an 8-byte boundary (see aligned.rs): the
+    // addresses, then the ports. Not zeroed first: that is a `memset` call (a BPF-to-BPF
+    // call) per SYN; every byte the helper reads (`tuple_size` of them) is written below.
+    let mut tuple = MaybeUninit::<Aligned<[u64; 5]>>::uninit();
+    let words = tuple.as_mut_ptr() as *mut u64;
+    // The source and destination addresses lie side by side in both IP headers, in the
+    // tuple's order; the ports follow them in the tuple, low address first.
+    let ports = u64::from_ne_bytes(wide(ports));
     let tuple_size = match segment.family {
         Family::Ipv4 => {
-            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
+            let Some(addresses) = ptr_at::<[u8; 8]>(ctx, L2 + IPV4_ADDRS) else {
                 return Socket::None;
             };
-            let ip = unsafe { &*ip };
-            let v4 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
-                saddr: u32::from_ne_bytes(ip.src_addr),
-                daddr: u32::from_ne_bytes(ip.dst_addr),
-                sport: u16::from_ne_bytes(th.source),
-                dport: u16::from_ne_bytes(th.dest),
-            };
-            unsafe { (*tuple.as_mut_ptr()).__bindgen_anon_1.ipv4 = v4 };
-            size_of_val(&v4)
+            unsafe {
+                *words = u64::from_ne_bytes(*addresses);
+                *words.add(1) = ports;
+            }
+            size_of::<bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1>()
         }
         Family::Ipv6 => {
-            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
+            let Some(addresses) = ptr_at::<[[u8; 8]; 4]>(ctx, L2 + IPV6_ADDRS) else {
                 return Socket::None;
             };
-            let ip = unsafe { &*ip };
-            let v6 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2 {
-                saddr: words(&ip.src_addr),
-                daddr: words(&ip.dst_addr),
-                sport: u16::from_ne_bytes(th.source),
-                dport: u16::from_ne_bytes(th.dest),
-            };
-            unsafe { (*tuple.as_mut_ptr()).__bindgen_anon_1.ipv6 = v6 };
-            size_of_val(&v6)
+            let addresses = unsafe { &*addresses };
+            unsafe {
+                for (word, bytes) in addresses.iter().enumerate() {
+                    *words.add(word) = u64::from_ne_bytes(*bytes);
+                }
+                *words.add(4) = ports;
+            }
+            size_of::<bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2>()
         }
     };
     // BPF_F_CURRENT_NETNS: the namespace of the device the packet arrived on.
@@ -76,7 +74,7 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.ctx as *mut c_void,
-            tuple.as_mut_ptr(),
+            words as *mut bpf_sock_tuple,
             tuple_size as u32,
             BPF_F_CURRENT_NETNS as u64,
             0,
@@ -90,6 +88,13 @@ pub fn lookup<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Socket {
     }
     release(sk);
     Socket::Connection
+}
+
+/// Four bytes as the first four of eight, whatever the byte order.
+#[inline(always)]
+fn wide(ports: u32) -> [u8; 8] {
+    let [a, b, c, d] = ports.to_ne_bytes();
+    [a, b, c, d, 0, 0, 0, 0]
 }
 
 /// Every socket the lookup returned holds a reference the verifier makes us give back.

@@ -16,6 +16,7 @@
 //! - `verdict.rs`  carries `handle`'s verdict out to where it is counted and acted on;
 //! - `dry_run.rs`  passes what would be sent or dropped, in dry run;
 //! - `sample.rs`   copies frames into a ring buffer while `handshake capture` or `top` runs;
+//! - `aligned.rs`  places values on the stack as the verifier wants them;
 //! - `maps.rs`     holds the configuration, the protected ports and the counters;
 //! - `calls.rs`    counts helper and BPF-to-BPF calls (the benchmark's build only).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -23,6 +24,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod ack;
+#[cfg(target_arch = "bpf")]
+mod aligned;
 #[cfg(target_arch = "bpf")]
 mod calls;
 #[cfg(target_arch = "bpf")]

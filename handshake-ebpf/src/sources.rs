@@ -16,6 +16,7 @@ use handshake_common::config::{
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
+    aligned::TrieKey,
     calls::{self, Call},
     headers::{Family, Segment, ptr_at, words},
 };
@@ -48,20 +49,20 @@ pub fn listed<const L2: usize>(ctx: &XdpContext, segment: &Segment, config: &Con
             let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, L2) else {
                 return Listed::Neither;
             };
-            let key = Key::new(32, unsafe { (*ip).src_addr });
+            let key = &TrieKey::new(32, unsafe { (*ip).src_addr }).key;
             (
-                longest(&ALLOW_V4, &key, lists & LIST_ALLOW_V4 != 0),
-                longest(&DENY_V4, &key, lists & LIST_DENY_V4 != 0),
+                longest(&ALLOW_V4, key, lists & LIST_ALLOW_V4 != 0),
+                longest(&DENY_V4, key, lists & LIST_DENY_V4 != 0),
             )
         }
         Family::Ipv6 => {
             let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
                 return Listed::Neither;
             };
-            let key = Key::new(128, words(unsafe { &(*ip).src_addr }));
+            let key = &TrieKey::new(128, words(unsafe { &(*ip).src_addr })).key;
             (
-                longest(&ALLOW_V6, &key, lists & LIST_ALLOW_V6 != 0),
-                longest(&DENY_V6, &key, lists & LIST_DENY_V6 != 0),
+                longest(&ALLOW_V6, key, lists & LIST_ALLOW_V6 != 0),
+                longest(&DENY_V6, key, lists & LIST_DENY_V6 != 0),
             )
         }
     };

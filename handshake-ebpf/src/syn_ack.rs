@@ -29,15 +29,12 @@ use network_types::{
 
 use crate::{
     calls::{self, Call},
-    headers::{Family, Segment, ptr_at},
+    headers::{Family, IPV4_ADDRS, IPV6_ADDRS, Segment, ptr_at},
     listener_settings::Settings,
     syn::Cookie,
 };
 
 const DONT_FRAGMENT: u16 = 0x4000;
-/// Where the addresses start in each IP header: source, then destination.
-const IPV4_ADDRS: usize = 12;
-const IPV6_ADDRS: usize = 8;
 
 pub struct NoRoom;
 

@@ -7,7 +7,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, lpm_trie::Key},
+    maps::{Array, LpmTrie},
     programs::XdpContext,
 };
 use handshake_common::config::{
@@ -19,6 +19,7 @@ use network_types::{
 };
 
 use crate::{
+    aligned::TrieKey,
     calls::{self, Call},
     headers::{Family, Segment, ptr_at, words},
 };
@@ -77,7 +78,7 @@ fn local_destination<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bo
                 });
             }
             calls::count(Call::Helper, 1);
-            LOCAL_V4.get(Key::new(32, unsafe { (*ip).dst_addr }))
+            LOCAL_V4.get(&TrieKey::new(32, unsafe { (*ip).dst_addr }).key)
         }
         Family::Ipv6 => {
             let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, L2) else {
@@ -91,7 +92,7 @@ fn local_destination<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bo
                 });
             }
             calls::count(Call::Helper, 1);
-            LOCAL_V6.get(Key::new(128, dst))
+            LOCAL_V6.get(&TrieKey::new(128, dst).key)
         }
     };
     route.is_some_and(|&route| route == ROUTE_LOCAL)

@@ -66,6 +66,8 @@ fn build_one(package: &Package, out_dir: &Path) -> anyhow::Result<Vec<(String, P
         format!("--cfg=bpf_target_arch=\"{arch}\""),
         "-Cdebuginfo=2".to_owned(),
         "-Clink-arg=--btf".to_owned(),
+        "-Ctarget-feature=+allows-misaligned-mem-access".to_owned(),
+        "-Ctarget-cpu=v3".to_owned(),
     ]
     .join("\x1f");
     // Apart from OUT_DIR's copies: cargo locks its target folder, and this one is in use.
