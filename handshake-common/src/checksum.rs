@@ -106,22 +106,30 @@ pub fn pseudo_tail(segment_len: u16) -> [u8; 4] {
 }
 
 /// The TCP checksum field's two bytes for `segment`, whose first `segment_len` bytes are
-/// the segment (checksum field zero) and the rest zero, under the pseudo-header.
+/// the segment (checksum field zero) and the rest zero, under the pseudo-header whose
+/// addresses sum to `addresses` (an [`add_wide`] sum of source and destination: the same
+/// for a segment and its answer, which swaps them).
 ///
 /// Summed as native 32-bit words and stored back in native order (RFC 1071 2(B)): the
 /// same bytes as [`tcp`] gives big-endian, in a quarter of the additions. The XDP program
 /// builds the SYN-ACK with this; the per-byte version spilled registers past the
 /// verifier's stack limit.
 #[inline(always)]
-pub fn tcp_field<const N: usize>(
-    src: &[u8],
-    dst: &[u8],
-    segment_len: usize,
-    segment: &[u8; N],
-) -> [u8; 2] {
-    let sum = add_wide(add_wide(0, src), dst);
-    let sum = add_wide(sum, &pseudo_tail(segment_len as u16));
+pub fn tcp_field<const N: usize>(addresses: u64, segment_len: usize, segment: &[u8; N]) -> [u8; 2] {
+    let sum = add_wide(addresses, &pseudo_tail(segment_len as u16));
     (!fold_wide(add_wide(sum, segment))).to_ne_bytes()
+}
+
+/// The IPv4 header checksum field's two bytes, native order, for a 20-byte header whose
+/// first three words are `words` (checksum field zero) and whose addresses sum to
+/// `addresses` (an [`add_wide`] sum).
+#[inline(always)]
+pub fn ipv4_header_field(addresses: u64, words: [[u8; 4]; 3]) -> [u8; 2] {
+    let sum = add_wide(
+        add_wide(add_wide(addresses, &words[0]), &words[1]),
+        &words[2],
+    );
+    (!fold_wide(sum)).to_ne_bytes()
 }
 
 /// Where a sum over packet bytes stands: the XDP program keeps it between `bpf_loop` steps.
@@ -208,6 +216,14 @@ mod tests {
         assert_eq!(ipv4_header(&header), 0xb861);
         header[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
         assert!(verifies(0, &header));
+        // The same from its first three words and its addresses' sum.
+        let words = [
+            [0x45, 0x00, 0x00, 0x73],
+            [0x00, 0x00, 0x40, 0x00],
+            [0x40, 0x11, 0x00, 0x00],
+        ];
+        let addresses = add_wide(0, &header[12..20]);
+        assert_eq!(ipv4_header_field(addresses, words), 0xb861u16.to_be_bytes());
     }
 
     #[test]
@@ -243,7 +259,7 @@ mod tests {
         segment[16..18].copy_from_slice(&[0, 0]);
         let (src, dst) = ([198, 18, 0, 1], [198, 18, 0, 2]);
         assert_eq!(
-            tcp_field(&src, &dst, 36, &segment),
+            tcp_field(add_wide(add_wide(0, &src), &dst), 36, &segment),
             tcp(&src, &dst, &segment[..36]).to_be_bytes()
         );
     }

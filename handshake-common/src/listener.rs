@@ -12,7 +12,7 @@
 /// Where one member sits: `size` bytes at `offset` from the start of its struct, and for
 /// a bitfield the `bits` bits from bit `shift` of that value. `size` 0: the kernel has no
 /// such member.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Field {
     pub offset: u32,
@@ -33,6 +33,20 @@ impl Field {
 
     pub const fn present(&self) -> bool {
         self.size != 0
+    }
+
+    /// The field from its eight bytes as they lie in memory: the XDP program reads each
+    /// `Field` of its layout with one 8-byte load rather than one per member.
+    #[inline(always)]
+    pub const fn from_bytes(bytes: [u8; 8]) -> Field {
+        let [a, b, c, d, size, shift, bits, _pad] = bytes;
+        Field {
+            offset: u32::from_ne_bytes([a, b, c, d]),
+            size,
+            shift,
+            bits,
+            _pad,
+        }
     }
 
     /// The member's value from the `size` bytes read at `offset` (little-endian, as BPF
@@ -405,6 +419,19 @@ mod tests {
             adv_win_scale: 1,
             ..Namespace::default()
         }
+    }
+
+    #[test]
+    fn a_field_reads_back_from_its_bytes() {
+        let field = Field {
+            offset: 0x0102_0304,
+            size: 2,
+            shift: 3,
+            bits: 9,
+            _pad: 0,
+        };
+        let bytes: [u8; 8] = unsafe { core::mem::transmute(field) };
+        assert_eq!(Field::from_bytes(bytes), field);
     }
 
     #[test]

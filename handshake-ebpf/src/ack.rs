@@ -9,7 +9,7 @@ use aya_ebpf::{
     helpers::generated::bpf_tcp_check_syncookie,
     programs::XdpContext,
 };
-use handshake_common::counters::Counter;
+use handshake_common::{config::Config, counters::Counter};
 use network_types::tcp::TcpHdr;
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     flood,
     headers::{EINVAL, Segment, ip_header, ptr_at},
     listener::{self, Socket},
-    maps, this_host,
+    this_host,
 };
 
 /// `bpf_tcp_check_syncookie` answers -ENOENT for a cookie that does not verify, or when the
@@ -27,7 +27,12 @@ const ENOENT: i64 = -2;
 const EACCES: i64 = -13;
 
 /// `slot`: the protected port's counter slot, whose flood state is asked.
-pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment, slot: u16) -> (u32, Counter) {
+pub fn check<const L2: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    slot: u16,
+    config: &Config,
+) -> (u32, Counter) {
     let sk = match listener::lookup::<L2>(ctx, segment) {
         Socket::Listener(sk) => sk,
         Socket::Connection => return (xdp_action::XDP_PASS, Counter::PassedEstablished),
@@ -39,22 +44,19 @@ pub fn check<const L2: usize>(ctx: &XdpContext, segment: &Segment, slot: u16) ->
         0 => (xdp_action::XDP_PASS, Counter::AckValidated),
         // Outside a flood the kernel answers it with a RST (RFC 9293 3.10.7.2), which
         // tells a client whose connection this host forgot (a reboot, a crash) at once.
-        ENOENT | EACCES if !flood::on(slot) => (xdp_action::XDP_PASS, Counter::AckPassedNoFlood),
+        ENOENT | EACCES if !flood::on(slot, config) => {
+            (xdp_action::XDP_PASS, Counter::AckPassedNoFlood)
+        }
         // Only this host's ACKs are dropped: on a bridge member or a router, the ACK of
         // a neighbour's (or a routed) handshake cannot verify against our listener.
         // Asked last, so that valid ACKs pay nothing for it.
-        ENOENT | EACCES if addressed_here::<L2>(ctx, segment) => {
+        ENOENT | EACCES if this_host::addressed_here::<L2>(ctx, segment, config) => {
             (xdp_action::XDP_DROP, Counter::AckDroppedForged)
         }
         // -EINVAL: cookies are off (`tcp_syncookies=0`), or another host's ACK during a
         // flood; the kernel decides.
         _ => (xdp_action::XDP_PASS, Counter::AckPassedOther),
     }
-}
-
-#[inline(always)]
-fn addressed_here<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bool {
-    maps::config().is_some_and(|config| this_host::addressed_here::<L2>(ctx, segment, config))
 }
 
 /// Unlike the SYN helper, this one reads only the fixed TCP header (seq, ack_seq, flags),

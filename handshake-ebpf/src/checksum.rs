@@ -2,15 +2,16 @@
 //! reflect garbage (a flipped address bit answers a stranger) and hand out a cookie for a
 //! segment the kernel itself would discard (`tcp_checksum_complete` in `tcp_v4_do_rcv`).
 //!
-//! The sums run in `bpf_loop` steps over `bpf_xdp_load_bytes` copies (see
-//! handshake-common's `checksum::sum_step`): the segment's length is only known at run
-//! time, and a loop over it in the program would have the verifier walk every length.
+//! The common SYN (no payload, no IPv4 options) is summed in the program, one unrolled
+//! sum per header length. Any other runs in `bpf_loop` steps over `bpf_xdp_load_bytes`
+//! copies (see handshake-common's `checksum::sum_chunk`): its length is only known at
+//! run time, and a loop over it in the program would have the verifier walk every length.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::xdp_md,
-    helpers::generated::{bpf_csum_diff, bpf_loop, bpf_xdp_load_bytes},
+    helpers::generated::{bpf_loop, bpf_xdp_load_bytes},
     programs::XdpContext,
 };
 use handshake_common::checksum::{self, CHUNK_LEN, Summing, add_wide, pseudo_tail, wide_verifies};
@@ -18,7 +19,7 @@ use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
     calls::{self, Call},
-    headers::{Family, Segment, ptr_at},
+    headers::{Family, IPV4_ADDRS, IPV6_ADDRS, Segment, ptr_at},
 };
 
 /// The longest range summed: a full-size segment at a 1500-byte MTU. A SYN carrying more
@@ -28,7 +29,11 @@ use crate::{
 pub const MAX_SUMMED_LEN: usize = 1536;
 
 pub enum Verdict {
-    Verified,
+    /// With the sum of the source and destination addresses, which the SYN-ACK's
+    /// checksums take again (swapped, they sum the same).
+    Verified {
+        addresses: u64,
+    },
     Bad,
     TooLong,
 }
@@ -37,37 +42,51 @@ pub enum Verdict {
 /// payload, under its pseudo-header) both verify.
 #[inline(always)]
 pub fn verify<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Verdict {
-    if let Some(verified) = verifies_fast::<L2>(ctx, segment) {
-        return if verified {
-            Verdict::Verified
-        } else {
-            Verdict::Bad
-        };
-    }
-    if segment.segment_len > MAX_SUMMED_LEN {
-        return Verdict::TooLong;
-    }
-    if verifies::<L2>(ctx, segment) {
-        Verdict::Verified
+    let Some(addresses) = addresses::<L2>(ctx, segment.family) else {
+        return Verdict::Bad;
+    };
+    let pseudo = add_wide(addresses, &pseudo_tail(segment.segment_len as u16));
+    let verified = match verifies_fast::<L2>(ctx, segment, pseudo) {
+        Some(verified) => verified,
+        None if segment.segment_len > MAX_SUMMED_LEN => return Verdict::TooLong,
+        None => verifies::<L2>(ctx, segment, pseudo),
+    };
+    if verified {
+        Verdict::Verified { addresses }
     } else {
         Verdict::Bad
     }
 }
 
-/// The common SYN, no payload and no IPv4 options, summed with one `bpf_csum_diff` at a
-/// constant length: a third of the cost of the `bpf_loop` walk below, which stays for the
-/// rest. `None` when the fast path does not apply.
-///
-/// For IPv4 the one sum runs from the IP header through the TCP header: once the IP header
-/// alone is seen to sum to all ones (negative zero, summed in the program: five words),
-/// adding it changes no one's complement sum (RFC 1071 2), so the same call verifies the
-/// TCP segment under its pseudo-header.
+/// The sum of the source and destination addresses, which lie side by side in both IP
+/// headers.
 #[inline(always)]
-fn verifies_fast<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<bool> {
+fn addresses<const L2: usize>(ctx: &XdpContext, family: Family) -> Option<u64> {
+    match family {
+        Family::Ipv4 => Some(add_wide(0, unsafe {
+            &*ptr_at::<[u8; 8]>(ctx, L2 + IPV4_ADDRS)?
+        })),
+        Family::Ipv6 => Some(add_wide(0, unsafe {
+            &*ptr_at::<[u8; 32]>(ctx, L2 + IPV6_ADDRS)?
+        })),
+    }
+}
+
+/// The common SYN, no payload and no IPv4 options, summed in the program: its header is
+/// 20 to 60 bytes, one constant length per arm below, so that the verifier sees every
+/// load inside the packet and LLVM unrolls each sum into word loads and adds (no helper
+/// call: `bpf_csum_diff` cost one, ~40 ns on hosts with return thunks). `None` when the
+/// fast path does not apply: the `bpf_loop` walk below takes the rest.
+#[inline(always)]
+fn verifies_fast<const L2: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    pseudo: u64,
+) -> Option<bool> {
     if segment.segment_len != segment.tcp_header_len {
         return None;
     }
-    let start = match segment.family {
+    let tcp_offset = match segment.family {
         Family::Ipv4 => {
             if segment.tcp_offset != L2 + Ipv4Hdr::LEN {
                 return None;
@@ -76,75 +95,42 @@ fn verifies_fast<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option
             if !wide_verifies(add_wide(0, ip)) {
                 return Some(false);
             }
-            L2
+            L2 + Ipv4Hdr::LEN
         }
-        Family::Ipv6 => segment.tcp_offset,
+        Family::Ipv6 => L2 + Ipv6Hdr::LEN,
     };
-    let ip_len = segment.tcp_offset - start;
-    let summed = match ip_len + segment.tcp_header_len {
-        20 => csum_diff::<20>(ctx, start),
-        24 => csum_diff::<24>(ctx, start),
-        28 => csum_diff::<28>(ctx, start),
-        32 => csum_diff::<32>(ctx, start),
-        36 => csum_diff::<36>(ctx, start),
-        40 => csum_diff::<40>(ctx, start),
-        44 => csum_diff::<44>(ctx, start),
-        48 => csum_diff::<48>(ctx, start),
-        52 => csum_diff::<52>(ctx, start),
-        56 => csum_diff::<56>(ctx, start),
-        60 => csum_diff::<60>(ctx, start),
-        64 => csum_diff::<64>(ctx, start),
-        68 => csum_diff::<68>(ctx, start),
-        72 => csum_diff::<72>(ctx, start),
-        76 => csum_diff::<76>(ctx, start),
-        80 => csum_diff::<80>(ctx, start),
+    let summed = match segment.tcp_header_len {
+        20 => sum_at::<20>(ctx, tcp_offset),
+        24 => sum_at::<24>(ctx, tcp_offset),
+        28 => sum_at::<28>(ctx, tcp_offset),
+        32 => sum_at::<32>(ctx, tcp_offset),
+        36 => sum_at::<36>(ctx, tcp_offset),
+        40 => sum_at::<40>(ctx, tcp_offset),
+        44 => sum_at::<44>(ctx, tcp_offset),
+        48 => sum_at::<48>(ctx, tcp_offset),
+        52 => sum_at::<52>(ctx, tcp_offset),
+        56 => sum_at::<56>(ctx, tcp_offset),
+        60 => sum_at::<60>(ctx, tcp_offset),
         _ => None,
     }?;
-    Some(wide_verifies(pseudo::<L2>(ctx, segment)? + summed))
+    Some(wide_verifies(pseudo + summed))
 }
 
-/// The native-order partial sum of `LEN` frame bytes at `offset` (`csum_partial`, the
-/// same value `add_wide` folds to). The helper wants a length the verifier knows, in
-/// 4-byte words.
+/// The unfolded native-order sum of `LEN` frame bytes at `offset`.
 #[inline(always)]
-fn csum_diff<const LEN: usize>(ctx: &XdpContext, offset: usize) -> Option<u64> {
-    let bytes = ptr_at::<[u8; LEN]>(ctx, offset)?;
-    calls::count(Call::Helper, 1);
-    let sum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, bytes as *mut u32, LEN as u32, 0) };
-    (sum >= 0).then_some(sum as u64)
+fn sum_at<const LEN: usize>(ctx: &XdpContext, offset: usize) -> Option<u64> {
+    Some(add_wide(0, unsafe { &*ptr_at::<[u8; LEN]>(ctx, offset)? }))
 }
 
 /// The `bpf_loop` walk: any IPv4 header length, any payload up to `MAX_SUMMED_LEN`.
 #[inline(always)]
-fn verifies<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> bool {
+fn verifies<const L2: usize>(ctx: &XdpContext, segment: &Segment, pseudo: u64) -> bool {
     if segment.family == Family::Ipv4
         && !sum(ctx, L2, segment.tcp_offset - L2, 0).is_some_and(wide_verifies)
     {
         return false;
     }
-    let Some(pseudo) = pseudo::<L2>(ctx, segment) else {
-        return false;
-    };
     sum(ctx, segment.tcp_offset, segment.segment_len, pseudo).is_some_and(wide_verifies)
-}
-
-/// The TCP pseudo-header's sum: both addresses, the protocol and the segment length.
-#[inline(always)]
-fn pseudo<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> Option<u64> {
-    let addresses = match segment.family {
-        Family::Ipv4 => {
-            let ip = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, L2)? };
-            add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr)
-        }
-        Family::Ipv6 => {
-            let ip = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, L2)? };
-            add_wide(add_wide(0, &ip.src_addr), &ip.dst_addr)
-        }
-    };
-    Some(add_wide(
-        addresses,
-        &pseudo_tail(segment.segment_len as u16),
-    ))
 }
 
 #[repr(C)]

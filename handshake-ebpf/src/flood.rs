@@ -9,7 +9,7 @@
 //! ACK asks, so the SYN path pays nothing: it only bumps its counter, as it always did.
 
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
-use handshake_common::counters::PortSlot;
+use handshake_common::{config::Config, counters::PortSlot};
 
 use crate::{
     calls::{self, Call},
@@ -20,11 +20,8 @@ const WINDOW_SHIFT: u32 = 30;
 
 /// Whether a flood is on for the protected port of counter slot `slot`.
 #[inline(always)]
-pub fn on(slot: u16) -> bool {
-    let threshold = match maps::config() {
-        Some(config) => u64::from(config.flood_syn_acks),
-        None => 0,
-    };
+pub fn on(slot: u16, config: &Config) -> bool {
+    let threshold = u64::from(config.flood_syn_acks);
     if threshold == 0 {
         return true;
     }

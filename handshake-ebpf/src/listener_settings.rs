@@ -76,10 +76,12 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
             )
         }
     };
-    let scaling_ratio = if unsafe { read_volatile(&layout.tp_scaling_ratio.size) } != 0 {
-        int(tp, &layout.tp_scaling_ratio) as u8
+    // Linux 6.6+ scales the window by the listener's ratio; before, by the sysctl. Only
+    // the one the kernel uses is read (the verifier drops the other branch).
+    let (scaling_ratio, adv_win_scale) = if as_loaded(&layout.tp_scaling_ratio).present() {
+        (int(tp, &layout.tp_scaling_ratio) as u8, 0)
     } else {
-        0
+        (0, signed(net, &layout.net_tcp_adv_win_scale) as i32)
     };
     Some(Settings {
         listener: Listener {
@@ -103,7 +105,7 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
             default_ttl: int(net, &layout.net_ip_default_ttl) as u8,
             tcp_rmem_max: int(net, &layout.net_tcp_rmem_max) as u32,
             reflect_tos: int(net, &layout.net_tcp_reflect_tos) != 0,
-            adv_win_scale: signed(net, &layout.net_tcp_adv_win_scale) as i32,
+            adv_win_scale,
             workaround_signed_windows: int(net, &layout.net_tcp_workaround_signed_windows) != 0,
         },
     })
@@ -119,13 +121,10 @@ fn signed(base: *const u8, field: &'static Field) -> i64 {
     unsafe { load(base, field, true) }
 }
 
-/// The member `field` of the struct at `base`. The field is read volatile so that the
-/// compiler keeps the load from `.rodata` (whose value it would otherwise take as the
-/// zero it was compiled with); the verifier then knows it and checks only the branch of
-/// its size.
+/// The member `field` of the struct at `base`.
 #[inline(always)]
 unsafe fn load(base: *const u8, field: &'static Field, signed: bool) -> i64 {
-    let field = unsafe { read_volatile(field) };
+    let field = as_loaded(field);
     let at = unsafe { base.add(field.offset as usize) };
     let raw = unsafe {
         match field.size {
@@ -140,6 +139,14 @@ unsafe fn load(base: *const u8, field: &'static Field, signed: bool) -> i64 {
 
 #[inline(always)]
 unsafe fn pointer(base: *const u8, field: &'static Field) -> *const u8 {
-    let offset = unsafe { read_volatile(&field.offset) };
-    unsafe { *(base.add(offset as usize) as *const *const u8) }
+    unsafe { *(base.add(as_loaded(field).offset as usize) as *const *const u8) }
+}
+
+/// Where `field` is, as the loader wrote it: read volatile so that the compiler keeps the
+/// load from `.rodata` (whose value it would otherwise take as the zero it was compiled
+/// with), and whole, in one 8-byte load. The verifier then knows every member as a
+/// constant and checks only the branch of its size.
+#[inline(always)]
+fn as_loaded(field: &'static Field) -> Field {
+    Field::from_bytes(unsafe { read_volatile(field as *const Field as *const u64) }.to_ne_bytes())
 }

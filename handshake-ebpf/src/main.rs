@@ -68,7 +68,7 @@ mod program {
         macros::xdp,
         programs::XdpContext,
     };
-    use handshake_common::{counters::Counter, tcp};
+    use handshake_common::{config::Config, counters::Counter, tcp};
     use network_types::eth::EthHdr;
 
     use crate::{
@@ -133,15 +133,16 @@ mod program {
         let Some(slot) = maps::protected_slot(segment.dest_port) else {
             return Verdict::passed(Counter::PassedUnprotected);
         };
-        // The lists are asked only here, after the port: other traffic pays nothing.
-        let listed = match maps::config() {
-            Some(config) => sources::listed::<L2>(ctx, &segment, config),
-            None => Listed::Neither,
+        // Asked once, here, for everything below. Entry 0 of a one-entry array is always
+        // there; the verifier wants the test.
+        let Some(config) = maps::config() else {
+            return Verdict::passed(Counter::PassedOtherTcp);
         };
-        let (action, counter) = match listed {
+        // The lists are asked only here, after the port: other traffic pays nothing.
+        let (action, counter) = match sources::listed::<L2>(ctx, &segment, config) {
             Listed::Allowed => (xdp_action::XDP_PASS, Counter::PassedAllowed),
             Listed::Denied => (xdp_action::XDP_DROP, Counter::DroppedDenied),
-            Listed::Neither => decide::<L2>(ctx, &segment, slot),
+            Listed::Neither => decide::<L2>(ctx, &segment, slot, config),
         };
         Verdict::pack(action, counter, slot)
     }
@@ -178,14 +179,19 @@ mod program {
 
     /// The verdict for a segment to a protected port.
     #[inline(always)]
-    fn decide<const L2: usize>(ctx: &XdpContext, segment: &Segment, slot: u16) -> (u32, Counter) {
+    fn decide<const L2: usize>(
+        ctx: &XdpContext,
+        segment: &Segment,
+        slot: u16,
+        config: &Config,
+    ) -> (u32, Counter) {
         let flags = segment.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN);
         if flags == tcp::SYN {
-            return syn::answer::<L2>(ctx, segment);
+            return syn::answer::<L2>(ctx, segment, config);
         }
         // The third packet may carry FIN or data with its ACK; it never carries SYN or RST.
         if flags & (tcp::ACK | tcp::SYN | tcp::RST) == tcp::ACK {
-            return ack::check::<L2>(ctx, segment, slot);
+            return ack::check::<L2>(ctx, segment, slot, config);
         }
         (xdp_action::XDP_PASS, Counter::PassedOtherTcp)
     }

@@ -9,7 +9,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use handshake_common::{counters::Counter, listener as kernel, martian, syn_options::SynOptions};
+use handshake_common::{
+    config::Config, counters::Counter, listener as kernel, martian, syn_options::SynOptions,
+};
 use network_types::{
     eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -22,7 +24,7 @@ use crate::{
     headers::{EINVAL, Family, Segment, ip_header, ptr_at},
     listener::{self, Socket},
     listener_settings::{self, Settings},
-    maps, rate_limit, syn_ack, syn_options, this_host,
+    rate_limit, syn_ack, syn_options, this_host,
 };
 
 /// -ENOENT: the kernel would not send a cookie now (`tcp_syncookies=1` and the SYN queue
@@ -37,10 +39,11 @@ pub struct Cookie {
 }
 
 #[inline(always)]
-pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Counter) {
-    let Some(config) = maps::config() else {
-        return (xdp_action::XDP_PASS, Counter::SynPassedError);
-    };
+pub fn answer<const L2: usize>(
+    ctx: &XdpContext,
+    segment: &Segment,
+    config: &Config,
+) -> (u32, Counter) {
     if never_answered::<L2>(ctx, segment) {
         return (xdp_action::XDP_DROP, Counter::SynDroppedInvalid);
     }
@@ -65,27 +68,20 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
     };
     // Checked after the lookup, which is cheaper than summing, and before the cookie,
     // whose helper marks the listener as under a flood (`tcp_synq_overflow`).
-    let unverified = match checksum::verify::<L2>(ctx, segment) {
-        Verdict::Verified => None,
-        Verdict::Bad => Some(Counter::SynPassedBadChecksum),
-        Verdict::TooLong => Some(Counter::SynPassedError),
+    let addresses = match checksum::verify::<L2>(ctx, segment) {
+        Verdict::Verified { addresses } => addresses,
+        Verdict::Bad => return passed_releasing(sk, Counter::SynPassedBadChecksum),
+        Verdict::TooLong => return passed_releasing(sk, Counter::SynPassedError),
     };
-    if let Some(counter) = unverified {
-        listener::release(sk);
-        return (xdp_action::XDP_PASS, counter);
-    }
     let options = syn_options::parse(ctx, segment.tcp_offset, segment.tcp_header_len);
     if options.kernel_only {
-        listener::release(sk);
-        return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
+        return passed_releasing(sk, Counter::SynPassedKernelOnly);
     }
     let Some(settings) = listener_settings::read(sk, segment.family) else {
-        listener::release(sk);
-        return (xdp_action::XDP_PASS, Counter::SynPassedError);
+        return passed_releasing(sk, Counter::SynPassedError);
     };
     if !reproducible(segment, &options, &settings) {
-        listener::release(sk);
-        return (xdp_action::XDP_PASS, Counter::SynPassedKernelOnly);
+        return passed_releasing(sk, Counter::SynPassedKernelOnly);
     }
     let cookie = generate::<L2>(ctx, segment, sk);
     listener::release(sk);
@@ -101,10 +97,23 @@ pub fn answer<const L2: usize>(ctx: &XdpContext, segment: &Segment) -> (u32, Cou
     if config.dry_run != 0 {
         return (xdp_action::XDP_PASS, Counter::SynAckSent);
     }
-    if syn_ack::rewrite::<L2>(ctx, segment, config, &settings, &options, &cookie).is_err() {
+    let answer = syn_ack::Answer {
+        settings: &settings,
+        syn: &options,
+        cookie: &cookie,
+        addresses,
+    };
+    if syn_ack::rewrite::<L2>(ctx, segment, config, &answer).is_err() {
         return (xdp_action::XDP_PASS, Counter::SynPassedError);
     }
     (xdp_action::XDP_TX, Counter::SynAckSent)
+}
+
+/// A SYN the kernel answers after all: the listener's reference given back first.
+#[inline(always)]
+fn passed_releasing(sk: *mut bpf_sock, counter: Counter) -> (u32, Counter) {
+    listener::release(sk);
+    (xdp_action::XDP_PASS, counter)
 }
 
 /// Whether the kernel's SYN-ACK to this SYN is one handshake can write. Not with

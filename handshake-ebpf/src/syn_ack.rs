@@ -29,7 +29,7 @@ use network_types::{
 
 use crate::{
     calls::{self, Call},
-    headers::{Family, IPV4_ADDRS, IPV6_ADDRS, Segment, ptr_at},
+    headers::{Family, Segment, ptr_at},
     listener_settings::Settings,
     syn::Cookie,
 };
@@ -38,16 +38,24 @@ const DONT_FRAGMENT: u16 = 0x4000;
 
 pub struct NoRoom;
 
+/// What the SYN-ACK is made of, besides the SYN itself and the configuration.
+pub struct Answer<'a> {
+    pub settings: &'a Settings,
+    pub syn: &'a SynOptions,
+    pub cookie: &'a Cookie,
+    /// The sum of the SYN's addresses (`checksum::verify`), for both checksums.
+    pub addresses: u64,
+}
+
 #[inline(always)]
 pub fn rewrite<const L2: usize>(
     ctx: &XdpContext,
     segment: &Segment,
     config: &Config,
-    settings: &Settings,
-    syn: &SynOptions,
-    cookie: &Cookie,
+    answer: &Answer,
 ) -> Result<(), NoRoom> {
-    let (listener, net) = (&settings.listener, &settings.net);
+    let (listener, net) = (&answer.settings.listener, &answer.settings.net);
+    let (syn, addresses) = (answer.syn, answer.addresses);
     let th = unsafe { &*ptr_at::<TcpHdr>(ctx, segment.tcp_offset).ok_or(NoRoom)? };
     let route_mss = if config.mss_from_mtu != 0 {
         let mtu = device_mtu(ctx).ok_or(NoRoom)?;
@@ -74,7 +82,7 @@ pub fn rewrite<const L2: usize>(
     let mut header = SynAck {
         source_port: u16::from_be_bytes(th.dest),
         dest_port: u16::from_be_bytes(th.source),
-        cookie: cookie.cookie,
+        cookie: answer.cookie.cookie,
         client_seq: u32::from_be_bytes(th.seq),
         window,
         mss,
@@ -99,8 +107,14 @@ pub fn rewrite<const L2: usize>(
         Family::Ipv4 => {
             let tos = kernel::tos(listener.tos, net, first[1]);
             resize::<L2, { Ipv4Hdr::LEN }>(ctx, &header)?;
-            write_ipv4::<L2>(ctx, header.header_len(), tos, kernel::ttl(listener, net))?;
-            write_tcp::<L2, { Ipv4Hdr::LEN }, 4>(ctx, &header, IPV4_ADDRS)
+            write_ipv4::<L2>(
+                ctx,
+                header.header_len(),
+                tos,
+                kernel::ttl(listener, net),
+                addresses,
+            )?;
+            write_tcp::<L2, { Ipv4Hdr::LEN }>(ctx, &header, addresses)
         }
         Family::Ipv6 => {
             let syn_tclass = (first[0] << 4) | (first[1] >> 4);
@@ -121,7 +135,7 @@ pub fn rewrite<const L2: usize>(
             let hop_limit = kernel::hop_limit(listener, config.hop_limit);
             resize::<L2, { Ipv6Hdr::LEN }>(ctx, &header)?;
             write_ipv6::<L2>(ctx, header.header_len(), first, hop_limit)?;
-            write_tcp::<L2, { Ipv6Hdr::LEN }, 16>(ctx, &header, IPV6_ADDRS)
+            write_tcp::<L2, { Ipv6Hdr::LEN }>(ctx, &header, addresses)
         }
     }?;
     swap_macs(ctx)
@@ -184,29 +198,32 @@ fn swap_macs(ctx: &XdpContext) -> Result<(), NoRoom> {
 
 /// The IPv4 header rewritten in place: no options, ID 0 with DF set as Linux sends
 /// SYN-ACKs (RFC 6864 4.1: the ID of an atomic datagram has no meaning), addresses
-/// swapped, a fresh checksum.
+/// swapped, a fresh checksum from the words written and the addresses' sum.
 #[inline(always)]
 fn write_ipv4<const L2: usize>(
     ctx: &XdpContext,
     tcp_len: usize,
     tos: u8,
     ttl: u8,
+    addresses: u64,
 ) -> Result<(), NoRoom> {
     let ip = unsafe { &mut *ptr_at::<[u8; Ipv4Hdr::LEN]>(ctx, L2).ok_or(NoRoom)? };
+    let [len_high, len_low] = ((Ipv4Hdr::LEN + tcp_len) as u16).to_be_bytes();
+    let [df_high, df_low] = DONT_FRAGMENT.to_be_bytes();
+    let words = [
+        [0x45, tos, len_high, len_low],
+        [0, 0, df_high, df_low],
+        [ttl, IPPROTO_TCP, 0, 0],
+    ];
+    let sum = checksum::ipv4_header_field(addresses, words);
     let client = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     let server = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
+    ip[0..4].copy_from_slice(&words[0]);
+    ip[4..8].copy_from_slice(&words[1]);
+    ip[8..10].copy_from_slice(&[ttl, IPPROTO_TCP]);
+    ip[10..12].copy_from_slice(&sum);
     ip[12..16].copy_from_slice(&server.to_ne_bytes());
     ip[16..20].copy_from_slice(&client.to_ne_bytes());
-    ip[0] = 0x45;
-    ip[1] = tos;
-    ip[2..4].copy_from_slice(&((Ipv4Hdr::LEN + tcp_len) as u16).to_be_bytes());
-    ip[4..6].copy_from_slice(&[0, 0]);
-    ip[6..8].copy_from_slice(&DONT_FRAGMENT.to_be_bytes());
-    ip[8] = ttl;
-    ip[9] = IPPROTO_TCP;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    let sum = checksum::ipv4_header(ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
     Ok(())
 }
 
@@ -238,36 +255,32 @@ fn write_ipv6<const L2: usize>(
 }
 
 /// Writes the TCP header of `header`'s layout after the IP header and sums it there,
-/// under a pseudo-header of the addresses already written at `addrs` in the IP header.
+/// under a pseudo-header of the addresses, whose sum is `addresses`.
 #[inline(always)]
-fn write_tcp<const L2: usize, const IP_LEN: usize, const ADDR_LEN: usize>(
+fn write_tcp<const L2: usize, const IP_LEN: usize>(
     ctx: &XdpContext,
     header: &SynAck,
-    addrs: usize,
+    addresses: u64,
 ) -> Result<(), NoRoom> {
     // One constant length per layout, so the verifier sees each write fit.
     match header.layout {
-        Layout::MssOnly => write_tcp_of::<L2, IP_LEN, ADDR_LEN, MSS_ONLY_LEN>(ctx, header, addrs),
-        Layout::Timestamps => {
-            write_tcp_of::<L2, IP_LEN, ADDR_LEN, TIMESTAMPS_LEN>(ctx, header, addrs)
-        }
+        Layout::MssOnly => write_tcp_of::<L2, IP_LEN, MSS_ONLY_LEN>(ctx, header, addresses),
+        Layout::Timestamps => write_tcp_of::<L2, IP_LEN, TIMESTAMPS_LEN>(ctx, header, addresses),
         Layout::TimestampsWscale => {
-            write_tcp_of::<L2, IP_LEN, ADDR_LEN, TIMESTAMPS_WSCALE_LEN>(ctx, header, addrs)
+            write_tcp_of::<L2, IP_LEN, TIMESTAMPS_WSCALE_LEN>(ctx, header, addresses)
         }
     }
 }
 
 #[inline(always)]
-fn write_tcp_of<const L2: usize, const IP_LEN: usize, const ADDR_LEN: usize, const N: usize>(
+fn write_tcp_of<const L2: usize, const IP_LEN: usize, const N: usize>(
     ctx: &XdpContext,
     header: &SynAck,
-    addrs: usize,
+    addresses: u64,
 ) -> Result<(), NoRoom> {
     let tcp = unsafe { &mut *ptr_at::<[u8; N]>(ctx, L2 + IP_LEN).ok_or(NoRoom)? };
     header.write(tcp);
-    let src = unsafe { &*ptr_at::<[u8; ADDR_LEN]>(ctx, L2 + addrs).ok_or(NoRoom)? };
-    let dst = unsafe { &*ptr_at::<[u8; ADDR_LEN]>(ctx, L2 + addrs + ADDR_LEN).ok_or(NoRoom)? };
-    let sum = checksum::tcp_field(src, dst, N, tcp);
+    let sum = checksum::tcp_field(addresses, N, tcp);
     tcp[16..18].copy_from_slice(&sum);
     Ok(())
 }
