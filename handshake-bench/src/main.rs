@@ -48,6 +48,17 @@ struct Cli {
     /// Where bench.json and bench.png go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Only the microbenchmark paths whose names hold TEXT (repeatable); the baselines
+    /// are always timed.
+    #[arg(long = "path", value_name = "TEXT")]
+    paths: Vec<String>,
+    /// Calls per microbenchmark path (default 20000; 3000 with --quick).
+    #[arg(long)]
+    calls: Option<usize>,
+    /// Also time this handshake-xdp object (an earlier build's) on the same frames in the
+    /// same run, to measure a change against it.
+    #[arg(long, value_name = "OBJECT")]
+    against: Option<PathBuf>,
 }
 
 struct Plan {
@@ -125,13 +136,18 @@ fn run() -> anyhow::Result<()> {
     system::threaded_napi(&lab, &lab.client, CLIENT_IFACE)?;
     system::pin_napi_threads(CLIENT_IFACE, cpus.generator)?;
 
+    let selection = micro::Selection {
+        calls: cli.calls.unwrap_or(plan.micro_calls),
+        paths: cli.paths,
+        against: cli.against,
+    };
     eprintln!(
         "microbenchmarks: {} interleaved calls per path",
-        plan.micro_calls
+        selection.calls
     );
     let timings = {
         let _nginx = nginx::Nginx::start(&lab, cpus.server)?;
-        micro::run(&lab, plan.micro_calls)?
+        micro::run(&lab, selection)?
     };
     eprint!("{}", report::micro_table(&timings));
     if cli.micro_only {

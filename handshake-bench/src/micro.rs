@@ -8,6 +8,7 @@
 
 use std::{
     net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -40,8 +41,34 @@ const CLIENT_PORT: u16 = 40000;
 const CLIENT_SEQ: u32 = 0x1234_5678;
 const UNPROTECTED: u16 = 7070;
 
+/// What to time: the calls per path, which paths, and another build beside this one.
+pub struct Selection {
+    pub calls: usize,
+    /// Only the paths whose names hold one of these (all when empty); the two baselines,
+    /// XDP_PASS and the cookie helper alone, are always timed.
+    pub paths: Vec<String>,
+    /// Another build's handshake-xdp object (an earlier commit's, say), timed on the same
+    /// frames in the same run, call by call after this one's: a change's effect measured
+    /// with the machine's noise falling on both alike.
+    pub against: Option<PathBuf>,
+}
+
+impl Selection {
+    fn times(&self, path: &str, which: Which) -> bool {
+        matches!(which, Which::Pass | Which::CookieOnly)
+            || self.paths.is_empty()
+            || self
+                .paths
+                .iter()
+                .any(|wanted| path.contains(wanted.as_str()))
+    }
+}
+
+/// How the other build's paths are named in the table.
+pub const AGAINST: &str = "against: ";
+
 pub struct Timing {
-    pub path: &'static str,
+    pub path: String,
     pub program: &'static str,
     pub median_ns: f64,
     /// Helper calls, per-CPU map lookups and BPF-to-BPF calls the path made, counted by
@@ -50,7 +77,7 @@ pub struct Timing {
     pub calls: Option<([u64; 3], &'static str)>,
 }
 
-pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
+pub fn run(lab: &Lab, selection: Selection) -> anyhow::Result<Vec<Timing>> {
     // A connection that stays open, for the established-flow path.
     let server = SocketAddr::new(SERVER_V4.into(), PORT);
     let established = run_in(&lab.client, move || {
@@ -60,12 +87,13 @@ pub fn run(lab: &Lab, calls: usize) -> anyhow::Result<Vec<Timing>> {
     // Cookies for every SYN (without tcp_syncookies=2 the helper declines and every path
     // would time that refusal) and timestamps answered; each contender then sets its own.
     lab.cookies_at_xdp()?;
-    let result = run_in(&lab.server, move || measure(calls, established_port));
+    let result = run_in(&lab.server, move || measure(&selection, established_port));
     drop(established);
     result?
 }
 
 struct Programs {
+    config: Config,
     handshake: Handshake,
     /// The counting build, configured as `handshake`.
     counting: Counting,
@@ -128,6 +156,7 @@ fn load() -> anyhow::Result<Programs> {
         .load()
         .context("the verifier rejected cookie_only")?;
     Ok(Programs {
+        config,
         handshake,
         counting,
         sampling,
@@ -138,6 +167,27 @@ fn load() -> anyhow::Result<Programs> {
         pass,
         cookie_only,
     })
+}
+
+/// The build given with `--against`, configured as `handshake`.
+struct Against {
+    handshake: Handshake,
+}
+
+impl Against {
+    fn load(object: &Path, config: &Config) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(object)
+            .with_context(|| format!("reading the object to time against, {}", object.display()))?;
+        let mut handshake = Handshake::load_object(&bytes, None).with_context(|| {
+            format!(
+                "loading {} (a handshake-xdp object of a build whose maps and config match this one's)",
+                object.display()
+            )
+        })?;
+        handshake.set_config(config)?;
+        handshake.set_ports(&[PORT])?;
+        Ok(Self { handshake })
+    }
 }
 
 /// The call-counting build of the program and its `CALLS` map.
@@ -204,9 +254,11 @@ enum Which {
     Limiting,
     Pass,
     CookieOnly,
+    /// The build given with `--against`.
+    Against,
 }
 
-fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
+fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<Timing>> {
     let mut programs = load()?;
     let (client, server, client6, server6) = (
         CLIENT_V4.octets(),
@@ -355,6 +407,32 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
             syn_v4,
         ),
     ];
+    let mut against = match &selection.against {
+        Some(object) => Some(Against::load(object, &programs.config)?),
+        None => None,
+    };
+    let mut cases: Vec<(String, &'static str, Which, Vec<u8>)> = cases
+        .into_iter()
+        .filter(|(path, _, which, _)| selection.times(path, *which))
+        .map(|(path, program, which, frame)| (path.to_owned(), program, which, frame))
+        .collect();
+    if against.is_some() {
+        // The same frames through the other build, straight after this one's.
+        let theirs: Vec<_> = cases
+            .iter()
+            .filter(|(_, _, which, _)| matches!(which, Which::Handshake))
+            .map(|(path, _, _, frame)| {
+                (
+                    format!("{AGAINST}{path}"),
+                    "against",
+                    Which::Against,
+                    frame.clone(),
+                )
+            })
+            .collect();
+        cases.extend(theirs);
+    }
+    let calls = selection.calls;
     let mut samples = vec![Vec::with_capacity(calls); cases.len()];
     for _ in 0..calls {
         for ((_, _, which, frame), samples) in cases.iter().zip(&mut samples) {
@@ -364,6 +442,10 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
                 Which::Limiting => programs.limiting.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
+                Which::Against => match against.as_mut() {
+                    Some(against) => against.handshake.program()?,
+                    None => unreachable!("against's paths are only added when it is loaded"),
+                },
             };
             let result = program.test_run(TestRunOptions {
                 data_in: Some(frame),
@@ -376,13 +458,13 @@ fn measure(calls: usize, established_port: u16) -> anyhow::Result<Vec<Timing>> {
         }
     }
     let mut timings = Vec::with_capacity(cases.len());
-    for ((path, program, which, frame), mut samples) in cases.iter().zip(samples) {
+    for ((path, program, which, frame), mut samples) in cases.into_iter().zip(samples) {
         samples.sort_unstable();
         let calls = match which {
-            Which::Handshake => Some(programs.counting.calls_of(frame)?),
-            Which::Sampling => Some(programs.sampling_counting.calls_of(frame)?),
-            Which::Limiting => Some(programs.limiting_counting.calls_of(frame)?),
-            Which::Pass | Which::CookieOnly => None,
+            Which::Handshake => Some(programs.counting.calls_of(&frame)?),
+            Which::Sampling => Some(programs.sampling_counting.calls_of(&frame)?),
+            Which::Limiting => Some(programs.limiting_counting.calls_of(&frame)?),
+            Which::Pass | Which::CookieOnly | Which::Against => None,
         };
         timings.push(Timing {
             path,

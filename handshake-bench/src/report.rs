@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{micro::Timing, step::StepResult};
+use super::{
+    micro::{AGAINST, Timing},
+    step::StepResult,
+};
 
 pub fn rate_label(rate: Option<u64>) -> String {
     rate.map_or_else(|| "max".to_owned(), |rate| format!("{}k", rate / 1000))
@@ -62,7 +65,7 @@ pub fn micro_table(timings: &[Timing]) -> String {
             .map_or(f64::NAN, |timing| timing.median_ns)
     };
     let mut text = format!(
-        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}  {}\n",
+        "{:<48} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}  {}\n",
         "path (BPF_PROG_TEST_RUN, repeat=1)",
         "ns",
         "over PASS",
@@ -73,7 +76,11 @@ pub fn micro_table(timings: &[Timing]) -> String {
         "verdict"
     );
     for timing in timings {
-        let ratio = if timing.path.starts_with("SYN -> SYN-ACK") {
+        let ratio = if timing
+            .path
+            .trim_start_matches(AGAINST)
+            .starts_with("SYN -> SYN-ACK")
+        {
             format!(
                 "{:.2}x",
                 timing.median_ns / floor(timing.path.contains("IPv6"))
@@ -87,7 +94,7 @@ pub fn micro_table(timings: &[Timing]) -> String {
         };
         let _ = writeln!(
             text,
-            "{:<40} {:>6.0} {:>9.0} {:>8} {:>8} {:>8} {:>8}  {}",
+            "{:<48} {:>6.0} {:>9.0} {:>8} {:>8} {:>8} {:>8}  {}",
             timing.path,
             timing.median_ns,
             timing.median_ns - pass,

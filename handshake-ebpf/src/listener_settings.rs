@@ -31,9 +31,13 @@ pub struct Settings {
 }
 
 /// The settings of listener `sk` that matter for a SYN of `family`; `None` when the
-/// loader wrote no layout or the socket is not a full TCP socket.
+/// loader wrote no layout or the socket is not a full TCP socket. For a SYN that does not
+/// offer timestamps (`offers_timestamps` false) what only a SYN-ACK with timestamps
+/// depends on is not read, and left zero: SACK, window scaling and ECN (for a cookie
+/// without TS `tcp_conn_request` clears the SYN's options and sends MSS alone) and
+/// `tcp_rmem[2]` (which only chooses our window scale). Each read is a load of its own.
 #[inline(always)]
-pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
+pub fn read(sk: *mut bpf_sock, family: Family, offers_timestamps: bool) -> Option<Settings> {
     if unsafe { read_volatile(&KERNEL_LAYOUT.loaded) } == 0 {
         return None;
     }
@@ -83,6 +87,16 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
     } else {
         (0, signed(net, &layout.net_tcp_adv_win_scale) as i32)
     };
+    let (sack, window_scaling, ecn, tcp_rmem_max) = if offers_timestamps {
+        (
+            int(net, &layout.net_tcp_sack) != 0,
+            int(net, &layout.net_tcp_window_scaling) != 0,
+            int(net, &layout.net_tcp_ecn) as u8,
+            int(net, &layout.net_tcp_rmem_max) as u32,
+        )
+    } else {
+        (false, false, 0, 0)
+    };
     Some(Settings {
         listener: Listener {
             rcvbuf: int(tp, &layout.sk_rcvbuf) as u32,
@@ -99,11 +113,11 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
         },
         net: Namespace {
             timestamps: int(net, &layout.net_tcp_timestamps) as u8,
-            sack: int(net, &layout.net_tcp_sack) != 0,
-            window_scaling: int(net, &layout.net_tcp_window_scaling) != 0,
-            ecn: int(net, &layout.net_tcp_ecn) as u8,
+            sack,
+            window_scaling,
+            ecn,
             default_ttl: int(net, &layout.net_ip_default_ttl) as u8,
-            tcp_rmem_max: int(net, &layout.net_tcp_rmem_max) as u32,
+            tcp_rmem_max,
             reflect_tos: int(net, &layout.net_tcp_reflect_tos) != 0,
             adv_win_scale,
             workaround_signed_windows: int(net, &layout.net_tcp_workaround_signed_windows) != 0,

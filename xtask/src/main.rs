@@ -61,6 +61,16 @@ enum Task {
         /// Only the XDP microbenchmarks (ns, ratio to the cookie helper, calls per path).
         #[arg(long)]
         micro: bool,
+        /// Only the microbenchmark paths whose names hold TEXT (repeatable).
+        #[arg(long = "path", value_name = "TEXT")]
+        paths: Vec<String>,
+        /// Calls per microbenchmark path.
+        #[arg(long)]
+        calls: Option<usize>,
+        /// Also time this handshake-xdp object (an earlier build's, e.g. from
+        /// target/release/build/handshake-user-*/out/) in the same run.
+        #[arg(long, value_name = "OBJECT")]
+        against: Option<std::path::PathBuf>,
     },
     /// Build target/debian/handshake_VERSION-1_ARCH.deb (cargo-deb) and run lintian on it.
     Package {
@@ -116,7 +126,13 @@ fn main() -> anyhow::Result<()> {
             let binary = setup::workspace_root().join("target/release/handshake");
             run(Command::new(binary).arg("demo"))
         }
-        Task::Bench { quick, micro } => {
+        Task::Bench {
+            quick,
+            micro,
+            paths,
+            calls,
+            against,
+        } => {
             require_root("the benchmark creates network namespaces and attaches XDP")?;
             setup::bench_packages()?;
             cargo(
@@ -131,6 +147,16 @@ fn main() -> anyhow::Result<()> {
             }
             if micro {
                 bench.arg("--micro-only");
+            }
+            for path in paths {
+                bench.arg("--path").arg(path);
+            }
+            if let Some(calls) = calls {
+                bench.arg("--calls").arg(calls.to_string());
+            }
+            if let Some(against) = against {
+                // The bench runs from the workspace root; a relative path is the caller's.
+                bench.arg("--against").arg(std::path::absolute(against)?);
             }
             run(&mut bench)
         }
