@@ -28,6 +28,7 @@ use handshake_bench::{COUNTING_OBJECT, flood::FLOOD_OBJECT};
 use handshake_common::{
     config::{Config, LIMIT_DESTINATION, LIMIT_NETWORK, LIMIT_SOURCE, LIMIT_SYN_ACKS},
     counters::ALL,
+    flood::CALL_COST_CALLS,
     rate_limit::Rate,
     sample::Class,
 };
@@ -55,14 +56,24 @@ pub struct Selection {
 
 impl Selection {
     fn times(&self, path: &str, which: Which) -> bool {
-        matches!(which, Which::Pass | Which::CookieOnly)
-            || self.paths.is_empty()
+        matches!(
+            which,
+            Which::Pass | Which::CookieOnly | Which::HelperCalls | Which::SubprogramCalls
+        ) || self.paths.is_empty()
             || self
                 .paths
                 .iter()
                 .any(|wanted| path.contains(wanted.as_str()))
     }
 }
+
+/// The programs that time one call, and their paths' names (report.rs divides by
+/// `CALL_COST_CALLS`).
+const HELPER_CALLS: &str = "helper_calls";
+const SUBPROGRAM_CALLS: &str = "subprogram_calls";
+pub const CALLS_OF_HELPERS: &str = "32 helper calls (bpf_get_numa_node_id)";
+pub const CALLS_OF_SUBPROGRAMS: &str = "32 BPF-to-BPF calls";
+const _: () = assert!(CALL_COST_CALLS == 32, "the names above say 32");
 
 /// How the other build's paths are named in the table.
 pub const AGAINST: &str = "against: ";
@@ -107,6 +118,8 @@ struct Programs {
     limiting_counting: Counting,
     pass: Ebpf,
     cookie_only: Ebpf,
+    /// `helper_calls` and `subprogram_calls`: what one call costs here.
+    call_cost: Ebpf,
 }
 
 fn load() -> anyhow::Result<Programs> {
@@ -155,6 +168,12 @@ fn load() -> anyhow::Result<Programs> {
     xdp(&mut cookie_only, "cookie_only")?
         .load()
         .context("the verifier rejected cookie_only")?;
+    let mut call_cost = Ebpf::load(FLOOD_OBJECT)?;
+    for name in [HELPER_CALLS, SUBPROGRAM_CALLS] {
+        xdp(&mut call_cost, name)?
+            .load()
+            .with_context(|| format!("the verifier rejected {name}"))?;
+    }
     Ok(Programs {
         config,
         handshake,
@@ -166,6 +185,7 @@ fn load() -> anyhow::Result<Programs> {
         limiting_counting,
         pass,
         cookie_only,
+        call_cost,
     })
 }
 
@@ -254,6 +274,8 @@ enum Which {
     Limiting,
     Pass,
     CookieOnly,
+    HelperCalls,
+    SubprogramCalls,
     /// The build given with `--against`.
     Against,
 }
@@ -339,6 +361,18 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             "cookie_only",
             Which::CookieOnly,
             syn_v6.clone(),
+        ),
+        (
+            CALLS_OF_HELPERS,
+            HELPER_CALLS,
+            Which::HelperCalls,
+            syn_v4.clone(),
+        ),
+        (
+            CALLS_OF_SUBPROGRAMS,
+            SUBPROGRAM_CALLS,
+            Which::SubprogramCalls,
+            syn_v4.clone(),
         ),
         (
             "SYN -> SYN-ACK, IPv4, MSS only",
@@ -442,6 +476,8 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
                 Which::Limiting => programs.limiting.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
+                Which::HelperCalls => xdp(&mut programs.call_cost, HELPER_CALLS)?,
+                Which::SubprogramCalls => xdp(&mut programs.call_cost, SUBPROGRAM_CALLS)?,
                 Which::Against => match against.as_mut() {
                     Some(against) => against.handshake.program()?,
                     None => unreachable!("against's paths are only added when it is loaded"),
@@ -464,7 +500,11 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             Which::Handshake => Some(programs.counting.calls_of(&frame)?),
             Which::Sampling => Some(programs.sampling_counting.calls_of(&frame)?),
             Which::Limiting => Some(programs.limiting_counting.calls_of(&frame)?),
-            Which::Pass | Which::CookieOnly | Which::Against => None,
+            Which::Pass
+            | Which::CookieOnly
+            | Which::HelperCalls
+            | Which::SubprogramCalls
+            | Which::Against => None,
         };
         timings.push(Timing {
             path,

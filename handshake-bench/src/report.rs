@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
+use handshake_common::flood::CALL_COST_CALLS;
 use serde_json::{Value, json};
 
 use super::{
-    micro::{AGAINST, Timing},
+    micro::{AGAINST, CALLS_OF_HELPERS, CALLS_OF_SUBPROGRAMS, Timing},
     step::StepResult,
 };
 
@@ -109,6 +110,20 @@ pub fn micro_table(timings: &[Timing]) -> String {
         "helpers: helper calls; percpu: per-CPU map lookups (helper calls before Linux 6.10);\n\
          bpf2bpf: BPF-to-BPF calls and bpf_loop callbacks. / floor: over the cookie helper alone.\n",
     );
+    let per_call = |path: &str| {
+        timings
+            .iter()
+            .find(|timing| timing.path == path)
+            .map(|timing| (timing.median_ns - pass) / f64::from(CALL_COST_CALLS))
+    };
+    if let (Some(helper), Some(subprogram)) =
+        (per_call(CALLS_OF_HELPERS), per_call(CALLS_OF_SUBPROGRAMS))
+    {
+        let _ = writeln!(
+            text,
+            "one call on this host: {helper:.1} ns a helper call, {subprogram:.1} ns a BPF-to-BPF call"
+        );
+    }
     text
 }
 

@@ -9,6 +9,11 @@
 
 use crate::checksum::{finish, sum_words};
 
+/// Calls each of the benchmark's `helper_calls` and `subprogram_calls` programs makes per
+/// run (handshake-bench-ebpf's `call_cost.rs`): the time over XDP_PASS divided by this is
+/// what one call costs on the host.
+pub const CALL_COST_CALLS: u32 = 32;
+
 /// Spoofed sources come only from 198.18.128.0/17, the upper half of the lab's
 /// benchmarking range (RFC 2544), so no answer can be meant for a real host.
 pub const SPOOF_NET: u32 = 0xc612_8000;

@@ -4,10 +4,13 @@
 //! - `generator.rs`   `flood`: a SYN flood driven by BPF_PROG_TEST_RUN in live-frames mode;
 //! - `sink.rs`        `flood_sink`: counts and drops the SYN-ACKs that come back;
 //! - `cookie_only.rs` `cookie_only`: the listener lookup and cookie helper alone, the
-//!   floor the microbenchmarks compare handshake's SYN path against.
+//!   floor the microbenchmarks compare handshake's SYN path against;
+//! - `call_cost.rs`   `helper_calls`, `subprogram_calls`: what one call costs on this host.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+#[cfg(target_arch = "bpf")]
+mod call_cost;
 #[cfg(target_arch = "bpf")]
 mod cookie_only;
 #[cfg(target_arch = "bpf")]
