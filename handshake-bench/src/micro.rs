@@ -58,7 +58,11 @@ impl Selection {
     fn times(&self, path: &str, which: Which) -> bool {
         matches!(
             which,
-            Which::Pass | Which::CookieOnly | Which::HelperCalls | Which::SubprogramCalls
+            Which::Pass
+                | Which::CookieOnly
+                | Which::HelperCalls
+                | Which::ClockReads
+                | Which::SubprogramCalls
         ) || self.paths.is_empty()
             || self
                 .paths
@@ -70,8 +74,10 @@ impl Selection {
 /// The programs that time one call, and their paths' names (report.rs divides by
 /// `CALL_COST_CALLS`).
 const HELPER_CALLS: &str = "helper_calls";
+const CLOCK_READS: &str = "clock_reads";
 const SUBPROGRAM_CALLS: &str = "subprogram_calls";
 pub const CALLS_OF_HELPERS: &str = "32 helper calls (bpf_get_numa_node_id)";
+pub const CALLS_OF_CLOCK: &str = "32 bpf_ktime_get_ns calls";
 pub const CALLS_OF_SUBPROGRAMS: &str = "32 BPF-to-BPF calls";
 const _: () = assert!(CALL_COST_CALLS == 32, "the names above say 32");
 
@@ -169,7 +175,7 @@ fn load() -> anyhow::Result<Programs> {
         .load()
         .context("the verifier rejected cookie_only")?;
     let mut call_cost = Ebpf::load(FLOOD_OBJECT)?;
-    for name in [HELPER_CALLS, SUBPROGRAM_CALLS] {
+    for name in [HELPER_CALLS, CLOCK_READS, SUBPROGRAM_CALLS] {
         xdp(&mut call_cost, name)?
             .load()
             .with_context(|| format!("the verifier rejected {name}"))?;
@@ -275,6 +281,7 @@ enum Which {
     Pass,
     CookieOnly,
     HelperCalls,
+    ClockReads,
     SubprogramCalls,
     /// The build given with `--against`.
     Against,
@@ -366,6 +373,12 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             CALLS_OF_HELPERS,
             HELPER_CALLS,
             Which::HelperCalls,
+            syn_v4.clone(),
+        ),
+        (
+            CALLS_OF_CLOCK,
+            CLOCK_READS,
+            Which::ClockReads,
             syn_v4.clone(),
         ),
         (
@@ -477,6 +490,7 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
                 Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
                 Which::HelperCalls => xdp(&mut programs.call_cost, HELPER_CALLS)?,
+                Which::ClockReads => xdp(&mut programs.call_cost, CLOCK_READS)?,
                 Which::SubprogramCalls => xdp(&mut programs.call_cost, SUBPROGRAM_CALLS)?,
                 Which::Against => match against.as_mut() {
                     Some(against) => against.handshake.program()?,
@@ -503,6 +517,7 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             Which::Pass
             | Which::CookieOnly
             | Which::HelperCalls
+            | Which::ClockReads
             | Which::SubprogramCalls
             | Which::Against => None,
         };

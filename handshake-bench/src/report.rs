@@ -6,7 +6,7 @@ use handshake_common::flood::CALL_COST_CALLS;
 use serde_json::{Value, json};
 
 use super::{
-    micro::{AGAINST, CALLS_OF_HELPERS, CALLS_OF_SUBPROGRAMS, Timing},
+    micro::{AGAINST, CALLS_OF_CLOCK, CALLS_OF_HELPERS, CALLS_OF_SUBPROGRAMS, Timing},
     step::StepResult,
 };
 
@@ -116,12 +116,15 @@ pub fn micro_table(timings: &[Timing]) -> String {
             .find(|timing| timing.path == path)
             .map(|timing| (timing.median_ns - pass) / f64::from(CALL_COST_CALLS))
     };
-    if let (Some(helper), Some(subprogram)) =
-        (per_call(CALLS_OF_HELPERS), per_call(CALLS_OF_SUBPROGRAMS))
-    {
+    if let (Some(helper), Some(subprogram), Some(clock)) = (
+        per_call(CALLS_OF_HELPERS),
+        per_call(CALLS_OF_SUBPROGRAMS),
+        per_call(CALLS_OF_CLOCK),
+    ) {
         let _ = writeln!(
             text,
-            "one call on this host: {helper:.1} ns a helper call, {subprogram:.1} ns a BPF-to-BPF call"
+            "one call on this host: {helper:.1} ns a helper call, {subprogram:.1} ns a BPF-to-BPF \
+             call, {clock:.1} ns a bpf_ktime_get_ns"
         );
     }
     text

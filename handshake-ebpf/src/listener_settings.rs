@@ -51,11 +51,14 @@ pub fn read(sk: *mut bpf_sock, family: Family, offers_timestamps: bool) -> Optio
     if net.is_null() {
         return None;
     }
-    let (tos, ttl, pmtudisc, tclass, hop_limit, reflect_flow_label) = match family {
+    // Each family reads only its own: IPv6 takes no TTL from the namespace (its hop limit
+    // is the interface's, in `Config`).
+    let (tos, ttl, pmtudisc, default_ttl, tclass, hop_limit, reflect_flow_label) = match family {
         Family::Ipv4 => (
             int(tp, &layout.inet_tos) as u8,
             signed(tp, &layout.inet_uc_ttl) as i16,
             int(tp, &layout.inet_pmtudisc) as u8,
+            int(net, &layout.net_ip_default_ttl) as u8,
             0,
             -1,
             false,
@@ -73,6 +76,7 @@ pub fn read(sk: *mut bpf_sock, family: Family, offers_timestamps: bool) -> Optio
             (
                 0,
                 -1,
+                0,
                 0,
                 int(np, &layout.np_tclass) as u8,
                 signed(np, &layout.np_hop_limit) as i16,
@@ -116,7 +120,7 @@ pub fn read(sk: *mut bpf_sock, family: Family, offers_timestamps: bool) -> Optio
             sack,
             window_scaling,
             ecn,
-            default_ttl: int(net, &layout.net_ip_default_ttl) as u8,
+            default_ttl,
             tcp_rmem_max,
             reflect_tos: int(net, &layout.net_tcp_reflect_tos) != 0,
             adv_win_scale,

@@ -1,12 +1,16 @@
 //! `helper_calls` and `subprogram_calls`: what one call costs on this host, the unit the
-//! microbenchmarks' call counts are multiplied by. A helper call and a BPF-to-BPF call
+//! microbenchmarks' call counts are multiplied by; `clock_reads`: what one
+//! `bpf_ktime_get_ns` costs (a SYN-ACK with timestamps reads the clock once; under a
+//! hypervisor that is the paravirtual clock, dearer than the bare TSC). A helper call and a BPF-to-BPF call
 //! both go through the CPU's call and return, which its mitigations (retpolines, return
 //! thunks, AMD's SRSO "Safe RET") make dearer; the rest of a program's instructions run
 //! at full speed. Each program makes `CALLS` calls that do almost nothing: timed against
 //! XDP_PASS, the difference over `CALLS` is one call.
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::generated::bpf_get_numa_node_id, macros::xdp,
+    bindings::xdp_action,
+    helpers::generated::{bpf_get_numa_node_id, bpf_ktime_get_ns},
+    macros::xdp,
     programs::XdpContext,
 };
 use handshake_common::flood::CALL_COST_CALLS as CALLS;
@@ -19,6 +23,15 @@ pub fn helper_calls(_ctx: XdpContext) -> u32 {
         nodes += unsafe { bpf_get_numa_node_id() };
     }
     verdict(nodes)
+}
+
+#[xdp]
+pub fn clock_reads(_ctx: XdpContext) -> u32 {
+    let mut now = 0u64;
+    for _ in 0..CALLS {
+        now = now.wrapping_add(unsafe { bpf_ktime_get_ns() });
+    }
+    verdict(now as i64)
 }
 
 #[xdp]
