@@ -463,26 +463,34 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
         .filter(|(path, _, which, _)| selection.times(path, *which))
         .map(|(path, program, which, frame)| (path.to_owned(), program, which, frame))
         .collect();
+    // What runs in a round, in order: each case, and with `--against` the other build's
+    // run of the same frame beside it, first in every other round: in a fixed order the
+    // second of two runs measurably comes out slower, whichever build it is.
+    let mut rounds: Vec<(usize, Option<usize>)> = (0..cases.len()).map(|own| (own, None)).collect();
     if against.is_some() {
-        // The same frames through the other build, straight after this one's.
-        let theirs: Vec<_> = cases
-            .iter()
-            .filter(|(_, _, which, _)| matches!(which, Which::Handshake))
-            .map(|(path, _, _, frame)| {
-                (
+        for own in 0..cases.len() {
+            let (path, _, which, frame) = &cases[own];
+            if matches!(which, Which::Handshake) {
+                let theirs = (
                     format!("{AGAINST}{path}"),
                     "against",
                     Which::Against,
                     frame.clone(),
-                )
-            })
-            .collect();
-        cases.extend(theirs);
+                );
+                rounds[own].1 = Some(cases.len());
+                cases.push(theirs);
+            }
+        }
     }
     let calls = selection.calls;
     let mut samples = vec![Vec::with_capacity(calls); cases.len()];
-    for _ in 0..calls {
-        for ((_, _, which, frame), samples) in cases.iter().zip(&mut samples) {
+    for round in 0..calls {
+        let order = rounds.iter().flat_map(|&(own, theirs)| match theirs {
+            Some(theirs) if round % 2 == 1 => [Some(theirs), Some(own)],
+            theirs => [Some(own), theirs],
+        });
+        for index in order.flatten() {
+            let (_, _, which, frame) = &cases[index];
             let program = match which {
                 Which::Handshake => programs.handshake.program()?,
                 Which::Sampling => programs.sampling.program()?,
@@ -501,7 +509,7 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
                 data_in: Some(frame),
                 ..TestRunOptions::new()
             })?;
-            samples.push(result.duration.as_nanos() as u64);
+            samples[index].push(result.duration.as_nanos() as u64);
             if let Which::Sampling = which {
                 while programs.samples.next().is_some() {}
             }

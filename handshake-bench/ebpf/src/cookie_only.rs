@@ -40,41 +40,39 @@ fn cookie<const IP_LEN: usize>(ctx: &XdpContext) {
         return;
     };
     let (ip_bytes, th_bytes) = unsafe { (&*ip, &*th) };
-    let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
-    let tuple_size = if IP_LEN == 20 {
-        let v4 = unsafe { &mut tuple.__bindgen_anon_1.ipv4 };
-        v4.saddr = u32::from_ne_bytes([ip_bytes[12], ip_bytes[13], ip_bytes[14], ip_bytes[15]]);
-        v4.daddr = u32::from_ne_bytes([ip_bytes[16], ip_bytes[17], ip_bytes[18], ip_bytes[19]]);
-        v4.sport = u16::from_ne_bytes([th_bytes[0], th_bytes[1]]);
-        v4.dport = u16::from_ne_bytes([th_bytes[2], th_bytes[3]]);
-        core::mem::size_of_val(v4)
-    } else {
-        let v6 = unsafe { &mut tuple.__bindgen_anon_1.ipv6 };
-        for word in 0..4 {
-            let at = 8 + word * 4;
-            v6.saddr[word] = u32::from_ne_bytes([
-                ip_bytes[at],
-                ip_bytes[at + 1],
-                ip_bytes[at + 2],
-                ip_bytes[at + 3],
-            ]);
-            let at = 24 + word * 4;
-            v6.daddr[word] = u32::from_ne_bytes([
-                ip_bytes[at],
-                ip_bytes[at + 1],
-                ip_bytes[at + 2],
-                ip_bytes[at + 3],
-            ]);
+    // The tuple as handshake writes it (handshake-ebpf's listener.rs): whole 8-byte words,
+    // the addresses (side by side in both IP headers) and then the ports, not zeroed
+    // first: zeroing it is a `memset` call, a BPF-to-BPF call and a byte loop, which
+    // would make this floor dearer than it is.
+    let word = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        u64::from_ne_bytes(word)
+    };
+    let ports = {
+        let [a, b, c, d] = [th_bytes[0], th_bytes[1], th_bytes[2], th_bytes[3]];
+        u64::from_ne_bytes([a, b, c, d, 0, 0, 0, 0])
+    };
+    let mut tuple = core::mem::MaybeUninit::<[u64; 5]>::uninit();
+    let words = tuple.as_mut_ptr() as *mut u64;
+    let tuple_size = unsafe {
+        if IP_LEN == 20 {
+            *words = word(&ip_bytes[12..20]);
+            *words.add(1) = ports;
+            12
+        } else {
+            for index in 0..4 {
+                *words.add(index) = word(&ip_bytes[8 + index * 8..16 + index * 8]);
+            }
+            *words.add(4) = ports;
+            36
         }
-        v6.sport = u16::from_ne_bytes([th_bytes[0], th_bytes[1]]);
-        v6.dport = u16::from_ne_bytes([th_bytes[2], th_bytes[3]]);
-        core::mem::size_of_val(v6)
     };
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             ctx.ctx as *mut c_void,
-            &mut tuple,
-            tuple_size as u32,
+            words as *mut bpf_sock_tuple,
+            tuple_size,
             BPF_F_CURRENT_NETNS as u64,
             0,
         )
