@@ -77,7 +77,7 @@ pub fn answer<const L2: usize>(
     if options.kernel_only {
         return passed_releasing(sk, Counter::SynPassedKernelOnly);
     }
-    let Some(settings) = listener_settings::read(sk, segment.family, options.saw_tstamp) else {
+    let Some(settings) = listener_settings::read(sk, segment.family) else {
         return passed_releasing(sk, Counter::SynPassedError);
     };
     if !reproducible(segment, &options, &settings) {
