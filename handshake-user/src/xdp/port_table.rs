@@ -152,11 +152,7 @@ impl PortTable {
     pub fn totals(&self) -> anyhow::Result<PortCounters> {
         let mut total = PortCounters::default();
         for slot in 0..=MAX_PORTS {
-            let per_cpu = self
-                .counters
-                .get(&slot, 0)
-                .context("reading PORT_COUNTERS failed")?;
-            per_cpu.iter().for_each(|cpu| total.add(&cpu.counters));
+            total.add(&self.slot_total(slot)?);
         }
         Ok(total)
     }
@@ -165,14 +161,19 @@ impl PortTable {
     pub fn counters(&self) -> anyhow::Result<BTreeMap<u16, PortCounters>> {
         let mut counters = BTreeMap::new();
         for (port, slot) in self.list()? {
-            let per_cpu = self
-                .counters
-                .get(&u32::from(slot), 0)
-                .context("reading PORT_COUNTERS failed")?;
-            let mut total = PortCounters::default();
-            per_cpu.iter().for_each(|cpu| total.add(&cpu.counters));
-            counters.insert(port, total);
+            counters.insert(port, self.slot_total(u32::from(slot))?);
         }
         Ok(counters)
+    }
+
+    /// One slot's counters, summed over CPUs.
+    fn slot_total(&self, slot: u32) -> anyhow::Result<PortCounters> {
+        let per_cpu = self
+            .counters
+            .get(&slot, 0)
+            .context("reading PORT_COUNTERS failed")?;
+        let mut total = PortCounters::default();
+        per_cpu.iter().for_each(|cpu| total.add(&cpu.counters));
+        Ok(total)
     }
 }
