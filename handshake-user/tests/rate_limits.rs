@@ -62,7 +62,12 @@ fn syn_acks_to(socket: i32, network: [u8; 3], expected: u64) -> u64 {
             seen += 1;
         }
     }
+    let dropped = common::raw::capture_drops(socket);
     unsafe { libc::close(socket) };
+    assert_eq!(
+        dropped, 0,
+        "the capture socket on {CLIENT_IFACE} dropped frames"
+    );
     seen
 }
 

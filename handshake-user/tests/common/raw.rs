@@ -131,8 +131,10 @@ fn reply(lab: &Lab, mut syn: Vec<u8>, to_server_mac: bool) -> Option<Vec<u8>> {
     .unwrap()
 }
 
-/// An AF_PACKET socket on the client's veth that sees every frame arriving there, whose
-/// reads give up after `timeout_us` of quiet. The caller closes it.
+/// An AF_PACKET socket on the client's veth that sees every frame arriving there (not
+/// those the client sends: a flood's own SYNs would fill its buffer), whose reads give up
+/// after `timeout_us` of quiet. The caller closes it; `capture_drops` tells whether its
+/// buffer overflowed.
 pub fn listen_on_client(lab: &Lab, timeout_us: i64) -> i32 {
     run_in(&lab.client, move || {
         let index = interface::index(CLIENT_IFACE).unwrap();
@@ -151,6 +153,25 @@ pub fn listen_on_client(lab: &Lab, timeout_us: i64) -> i32 {
             )
         };
         assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let set = |level: i32, option: i32, value: i32| {
+            let done = unsafe {
+                libc::setsockopt(
+                    socket,
+                    level,
+                    option,
+                    (&value as *const i32).cast(),
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            assert_eq!(
+                done,
+                0,
+                "setsockopt {option}: {}",
+                std::io::Error::last_os_error()
+            );
+        };
+        set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+        set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
         let timeout = libc::timeval {
             tv_sec: timeout_us / 1_000_000,
             tv_usec: timeout_us % 1_000_000,
@@ -167,4 +188,30 @@ pub fn listen_on_client(lab: &Lab, timeout_us: i64) -> i32 {
         socket
     })
     .unwrap()
+}
+
+/// The frames `listen_on_client`'s socket dropped because its buffer was full, since it
+/// was opened (or last asked).
+pub fn capture_drops(socket: i32) -> u32 {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = std::mem::size_of::<libc::tpacket_stats>() as u32;
+    let done = unsafe {
+        libc::getsockopt(
+            socket,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(
+        done,
+        0,
+        "PACKET_STATISTICS: {}",
+        std::io::Error::last_os_error()
+    );
+    stats.tp_drops
 }
