@@ -45,25 +45,19 @@ const UNPROTECTED: u16 = 7070;
 /// What to time: the calls per path, which paths, and another build beside this one.
 pub struct Selection {
     pub calls: usize,
-    /// Only the paths whose names hold one of these (all when empty); the two baselines,
-    /// XDP_PASS and the cookie helper alone, are always timed.
+    /// Only the paths whose names hold one of these (all when empty); the baselines
+    /// (`Which::is_baseline`) are always timed.
     pub paths: Vec<String>,
     /// Another build's handshake-xdp object (an earlier commit's, say), timed on the same
-    /// frames in the same run, call by call after this one's: a change's effect measured
+    /// frames in the same run, beside this one's call by call: a change's effect measured
     /// with the machine's noise falling on both alike.
     pub against: Option<PathBuf>,
 }
 
 impl Selection {
     fn times(&self, path: &str, which: Which) -> bool {
-        matches!(
-            which,
-            Which::Pass
-                | Which::CookieOnly
-                | Which::HelperCalls
-                | Which::ClockReads
-                | Which::SubprogramCalls
-        ) || self.paths.is_empty()
+        which.is_baseline()
+            || self.paths.is_empty()
             || self
                 .paths
                 .iter()
@@ -124,7 +118,7 @@ struct Programs {
     limiting_counting: Counting,
     pass: Ebpf,
     cookie_only: Ebpf,
-    /// `helper_calls` and `subprogram_calls`: what one call costs here.
+    /// `helper_calls`, `clock_reads` and `subprogram_calls`: what one call costs here.
     call_cost: Ebpf,
 }
 
@@ -285,6 +279,20 @@ enum Which {
     SubprogramCalls,
     /// The build given with `--against`.
     Against,
+}
+
+impl Which {
+    /// What every path is measured against: XDP_PASS, the cookie helper alone, one call.
+    fn is_baseline(self) -> bool {
+        matches!(
+            self,
+            Which::Pass
+                | Which::CookieOnly
+                | Which::HelperCalls
+                | Which::ClockReads
+                | Which::SubprogramCalls
+        )
+    }
 }
 
 fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<Timing>> {
@@ -522,12 +530,8 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             Which::Handshake => Some(programs.counting.calls_of(&frame)?),
             Which::Sampling => Some(programs.sampling_counting.calls_of(&frame)?),
             Which::Limiting => Some(programs.limiting_counting.calls_of(&frame)?),
-            Which::Pass
-            | Which::CookieOnly
-            | Which::HelperCalls
-            | Which::ClockReads
-            | Which::SubprogramCalls
-            | Which::Against => None,
+            // The baselines are not handshake, and the other build has no counting build.
+            _ => None,
         };
         timings.push(Timing {
             path,

@@ -9,7 +9,7 @@
 
 use crate::checksum::{finish, sum_words};
 
-/// Calls each of the benchmark's `helper_calls` and `subprogram_calls` programs makes per
+/// Calls each of the benchmark's `helper_calls`, `subprogram_calls` and `clock_reads` makes per
 /// run (handshake-bench-ebpf's `call_cost.rs`): the time over XDP_PASS divided by this is
 /// what one call costs on the host.
 pub const CALL_COST_CALLS: u32 = 32;

@@ -1,11 +1,11 @@
-//! `helper_calls` and `subprogram_calls`: what one call costs on this host, the unit the
-//! microbenchmarks' call counts are multiplied by; `clock_reads`: what one
-//! `bpf_ktime_get_ns` costs (a SYN-ACK with timestamps reads the clock once; under a
-//! hypervisor that is the paravirtual clock, dearer than the bare TSC). A helper call and a BPF-to-BPF call
-//! both go through the CPU's call and return, which its mitigations (retpolines, return
-//! thunks, AMD's SRSO "Safe RET") make dearer; the rest of a program's instructions run
-//! at full speed. Each program makes `CALLS` calls that do almost nothing: timed against
-//! XDP_PASS, the difference over `CALLS` is one call.
+//! What one call costs on this host, the unit the microbenchmarks' call counts are
+//! multiplied by: `helper_calls` (a helper), `subprogram_calls` (a BPF-to-BPF call) and
+//! `clock_reads` (`bpf_ktime_get_ns`, which a SYN-ACK with timestamps makes once; under a
+//! hypervisor it reads the paravirtual clock, dearer than the bare TSC). Calls and returns
+//! are what the CPU's mitigations (retpolines, return thunks, AMD's SRSO "Safe RET") make
+//! dearer; the rest of a program's instructions run at full speed. Each program makes
+//! `CALLS` calls that do almost nothing: timed against XDP_PASS, the difference over
+//! `CALLS` is one call.
 
 use aya_ebpf::{
     bindings::xdp_action,

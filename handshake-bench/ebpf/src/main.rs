@@ -5,7 +5,8 @@
 //! - `sink.rs`        `flood_sink`: counts and drops the SYN-ACKs that come back;
 //! - `cookie_only.rs` `cookie_only`: the listener lookup and cookie helper alone, the
 //!   floor the microbenchmarks compare handshake's SYN path against;
-//! - `call_cost.rs`   `helper_calls`, `subprogram_calls`: what one call costs on this host.
+//! - `call_cost.rs`   `helper_calls`, `subprogram_calls`, `clock_reads`: what one call costs
+//!   on this host.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
