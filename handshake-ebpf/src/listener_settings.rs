@@ -48,7 +48,7 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
         return None;
     }
     let layout = &KERNEL_LAYOUT;
-    let net = unsafe { pointer(tp, &layout.sk_net) };
+    let net = at::<*const u8>(tp, &layout.sk_net);
     if net.is_null() {
         return None;
     }
@@ -56,31 +56,31 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
     // is the interface's, in `Config`).
     let (tos, ttl, pmtudisc, default_ttl, tclass, hop_limit, reflect_flow_label) = match family {
         Family::Ipv4 => (
-            int(tp, &layout.inet_tos) as u8,
-            signed(tp, &layout.inet_uc_ttl) as i16,
-            int(tp, &layout.inet_pmtudisc) as u8,
-            int(net, &layout.net_ip_default_ttl) as u8,
+            at::<u8>(tp, &layout.inet_tos),
+            at::<i16>(tp, &layout.inet_uc_ttl),
+            at::<u8>(tp, &layout.inet_pmtudisc),
+            at::<u8>(net, &layout.net_ip_default_ttl),
             0,
             -1,
             false,
         ),
         Family::Ipv6 => {
-            let np = unsafe { pointer(tp, &layout.inet_pinet6) };
+            let np = at::<*const u8>(tp, &layout.inet_pinet6);
             if np.is_null() {
                 return None;
             }
             let repflow = if unsafe { read_volatile(&layout.repflow_in) } == REPFLOW_IN_INET {
-                int(tp, &layout.repflow)
+                shaped(tp, &layout.repflow, false)
             } else {
-                int(np, &layout.repflow)
+                shaped(np, &layout.repflow, false)
             };
             (
                 0,
                 -1,
                 0,
                 0,
-                int(np, &layout.np_tclass) as u8,
-                signed(np, &layout.np_hop_limit) as i16,
+                at::<u8>(np, &layout.np_tclass),
+                shaped(np, &layout.np_hop_limit, true) as i16,
                 repflow != 0,
             )
         }
@@ -88,16 +88,17 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
     // Linux 6.6+ scales the window by the listener's ratio; before, by the sysctl. Only
     // the one the kernel uses is read (the verifier drops the other branch).
     let (scaling_ratio, adv_win_scale) = if as_loaded(&layout.tp_scaling_ratio).present() {
-        (int(tp, &layout.tp_scaling_ratio) as u8, 0)
+        (at::<u8>(tp, &layout.tp_scaling_ratio), 0)
     } else {
-        (0, signed(net, &layout.net_tcp_adv_win_scale) as i32)
+        (0, at::<i32>(net, &layout.net_tcp_adv_win_scale))
     };
+    let userlocks = shaped(tp, &layout.sk_userlocks, false) as u8;
     Some(Settings {
         listener: Listener {
-            rcvbuf: int(tp, &layout.sk_rcvbuf) as u32,
-            rcvbuf_locked: int(tp, &layout.sk_userlocks) as u8 & SOCK_RCVBUF_LOCK != 0,
-            window_clamp: int(tp, &layout.tp_window_clamp) as u32,
-            user_mss: int(tp, &layout.tp_user_mss) as u16,
+            rcvbuf: at::<u32>(tp, &layout.sk_rcvbuf),
+            rcvbuf_locked: userlocks & SOCK_RCVBUF_LOCK != 0,
+            window_clamp: at::<u32>(tp, &layout.tp_window_clamp),
+            user_mss: at::<u16>(tp, &layout.tp_user_mss),
             scaling_ratio,
             tos,
             ttl,
@@ -107,32 +108,36 @@ pub fn read(sk: *mut bpf_sock, family: Family) -> Option<Settings> {
             reflect_flow_label,
         },
         net: Namespace {
-            timestamps: int(net, &layout.net_tcp_timestamps) as u8,
-            sack: int(net, &layout.net_tcp_sack) != 0,
-            window_scaling: int(net, &layout.net_tcp_window_scaling) != 0,
-            ecn: int(net, &layout.net_tcp_ecn) as u8,
+            timestamps: at::<u8>(net, &layout.net_tcp_timestamps),
+            sack: at::<u8>(net, &layout.net_tcp_sack) != 0,
+            window_scaling: at::<u8>(net, &layout.net_tcp_window_scaling) != 0,
+            ecn: at::<u8>(net, &layout.net_tcp_ecn),
             default_ttl,
-            tcp_rmem_max: int(net, &layout.net_tcp_rmem_max) as u32,
-            reflect_tos: int(net, &layout.net_tcp_reflect_tos) != 0,
+            tcp_rmem_max: at::<u32>(net, &layout.net_tcp_rmem_max),
+            reflect_tos: at::<u8>(net, &layout.net_tcp_reflect_tos) != 0,
             adv_win_scale,
-            workaround_signed_windows: int(net, &layout.net_tcp_workaround_signed_windows) != 0,
+            workaround_signed_windows: at::<u8>(net, &layout.net_tcp_workaround_signed_windows)
+                != 0,
         },
     })
 }
 
+/// The member `field` of the struct at `base`, read as `T`: the member's type on every
+/// kernel handshake supports (the loader refuses a kernel where it differs, see
+/// `kernel_layout.rs`). One load at the offset (a constant to the verifier, read volatile
+/// from `.rodata` as `as_loaded` explains); decoding a size and bitfield, as `shaped`
+/// does, cost ~10 more instructions per member on every SYN.
 #[inline(always)]
-fn int(base: *const u8, field: &'static Field) -> i64 {
-    unsafe { load(base, field, false) }
+fn at<T: Copy>(base: *const u8, field: &'static Field) -> T {
+    let offset = unsafe { read_volatile(&field.offset) };
+    unsafe { *(base.add(offset as usize) as *const T) }
 }
 
+/// A member whose shape differs between kernels (a bitfield on Linux 6.1, a whole byte or
+/// word later: `sk_userlocks`, `hop_limit`, the reflect-flow-label bit), decoded as the
+/// loader described it; sign-extended when `signed`.
 #[inline(always)]
-fn signed(base: *const u8, field: &'static Field) -> i64 {
-    unsafe { load(base, field, true) }
-}
-
-/// The member `field` of the struct at `base`.
-#[inline(always)]
-unsafe fn load(base: *const u8, field: &'static Field, signed: bool) -> i64 {
+fn shaped(base: *const u8, field: &'static Field, signed: bool) -> i64 {
     let field = as_loaded(field);
     let at = unsafe { base.add(field.offset as usize) };
     let raw = unsafe {
@@ -144,11 +149,6 @@ unsafe fn load(base: *const u8, field: &'static Field, signed: bool) -> i64 {
         }
     };
     field.value(raw, signed)
-}
-
-#[inline(always)]
-unsafe fn pointer(base: *const u8, field: &'static Field) -> *const u8 {
-    unsafe { *(base.add(as_loaded(field).offset as usize) as *const *const u8) }
 }
 
 /// Where `field` is, as the loader wrote it: read volatile so that the compiler keeps the

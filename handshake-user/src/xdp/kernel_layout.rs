@@ -19,8 +19,13 @@ pub fn read() -> anyhow::Result<KernelLayout> {
 }
 
 pub fn layout(btf: &Btf) -> anyhow::Result<KernelLayout> {
-    let sock = |path: &str| int(btf.member("tcp_sock", path)?, path);
-    let net = |path: &str| int(btf.member("net", path)?, path);
+    // Most members the program reads as the type they have on every kernel handshake
+    // supports (`at` in handshake-ebpf's listener_settings.rs): one load, nothing to
+    // decode. A kernel where one differs is refused here rather than misread there.
+    let sock = |path: &str, width: u32| exact(btf.member("tcp_sock", path)?, path, width);
+    let net = |path: &str, width: u32| exact(btf.member("net", path)?, path, width);
+    // Those whose shape changed (bitfields on Linux 6.1) are decoded (`shaped` there).
+    let shaped_sock = |path: &str| int(btf.member("tcp_sock", path)?, path);
     let pointer = |strukt: &str, path: &str| -> anyhow::Result<Field> {
         let member = btf.member(strukt, path)?;
         if member.kind != Kind::Pointer {
@@ -64,35 +69,35 @@ pub fn layout(btf: &Btf) -> anyhow::Result<KernelLayout> {
     Ok(KernelLayout {
         loaded: 1,
         repflow_in,
-        sk_rcvbuf: sock("inet_conn.icsk_inet.sk.sk_rcvbuf")?,
-        sk_userlocks: sock("inet_conn.icsk_inet.sk.sk_userlocks")?,
+        sk_rcvbuf: sock("inet_conn.icsk_inet.sk.sk_rcvbuf", 4)?,
+        sk_userlocks: shaped_sock("inet_conn.icsk_inet.sk.sk_userlocks")?,
         sk_net: pointer("tcp_sock", "inet_conn.icsk_inet.sk.__sk_common.skc_net.net")?,
-        inet_tos: sock("inet_conn.icsk_inet.tos")?,
-        inet_uc_ttl: sock("inet_conn.icsk_inet.uc_ttl")?,
-        inet_pmtudisc: sock("inet_conn.icsk_inet.pmtudisc")?,
+        inet_tos: sock("inet_conn.icsk_inet.tos", 1)?,
+        inet_uc_ttl: sock("inet_conn.icsk_inet.uc_ttl", 2)?,
+        inet_pmtudisc: sock("inet_conn.icsk_inet.pmtudisc", 1)?,
         inet_pinet6: pointer("tcp_sock", "inet_conn.icsk_inet.pinet6")?,
         repflow,
-        tp_window_clamp: sock("window_clamp")?,
-        tp_user_mss: sock("rx_opt.user_mss")?,
+        tp_window_clamp: sock("window_clamp", 4)?,
+        tp_user_mss: sock("rx_opt.user_mss", 2)?,
         tp_scaling_ratio: match btf.member("tcp_sock", "scaling_ratio") {
-            Ok(member) => int(member, "scaling_ratio")?,
+            Ok(member) => exact(member, "scaling_ratio", 1)?,
             Err(_) => Field::ABSENT,
         },
-        np_tclass: int(btf.member("ipv6_pinfo", "tclass")?, "tclass")?,
+        np_tclass: exact(btf.member("ipv6_pinfo", "tclass")?, "ipv6_pinfo.tclass", 1)?,
         np_hop_limit: int(btf.member("ipv6_pinfo", "hop_limit")?, "hop_limit")?,
-        net_tcp_timestamps: net("ipv4.sysctl_tcp_timestamps")?,
-        net_tcp_sack: net("ipv4.sysctl_tcp_sack")?,
-        net_tcp_window_scaling: net("ipv4.sysctl_tcp_window_scaling")?,
-        net_tcp_ecn: net("ipv4.sysctl_tcp_ecn")?,
-        net_ip_default_ttl: net("ipv4.sysctl_ip_default_ttl")?,
+        net_tcp_timestamps: net("ipv4.sysctl_tcp_timestamps", 1)?,
+        net_tcp_sack: net("ipv4.sysctl_tcp_sack", 1)?,
+        net_tcp_window_scaling: net("ipv4.sysctl_tcp_window_scaling", 1)?,
+        net_tcp_ecn: net("ipv4.sysctl_tcp_ecn", 1)?,
+        net_ip_default_ttl: net("ipv4.sysctl_ip_default_ttl", 1)?,
         net_tcp_rmem_max: Field {
             offset: rmem.offset + 8,
             size: 4,
             ..Field::ABSENT
         },
-        net_tcp_reflect_tos: net("ipv4.sysctl_tcp_reflect_tos")?,
-        net_tcp_adv_win_scale: net("ipv4.sysctl_tcp_adv_win_scale")?,
-        net_tcp_workaround_signed_windows: net("ipv4.sysctl_tcp_workaround_signed_windows")?,
+        net_tcp_reflect_tos: net("ipv4.sysctl_tcp_reflect_tos", 1)?,
+        net_tcp_adv_win_scale: net("ipv4.sysctl_tcp_adv_win_scale", 4)?,
+        net_tcp_workaround_signed_windows: net("ipv4.sysctl_tcp_workaround_signed_windows", 1)?,
     })
 }
 
@@ -121,6 +126,17 @@ fn int(member: Member, path: &str) -> anyhow::Result<Field> {
         }
         None => Ok(field(member)),
     }
+}
+
+/// An integer member of exactly `width` bytes, not a bitfield: what the program reads
+/// with one load of that width.
+fn exact(member: Member, path: &str, width: u32) -> anyhow::Result<Field> {
+    if member.kind != Kind::Int || member.size != width || member.bits.is_some() {
+        bail!(
+            "{path} is not the {width}-byte integer handshake reads it as (this kernel has {member:?})"
+        );
+    }
+    Ok(field(member))
 }
 
 fn field(member: Member) -> Field {
