@@ -166,4 +166,24 @@ mod tests {
         assert_eq!(layout.repflow.bits, 1);
         assert!(layout.net_tcp_timestamps.offset > 0);
     }
+
+    /// A member read at a fixed width is refused, by name, when this kernel gives it
+    /// another width or makes it a bitfield: the program would misread it.
+    #[test]
+    fn exact_refuses_another_shape() {
+        let member = |size, bits| Member {
+            offset: 812,
+            size,
+            bits,
+            kind: Kind::Int,
+        };
+        assert_eq!(exact(member(2, None), "uc_ttl", 2).unwrap().offset, 812);
+        let wider = exact(member(4, None), "uc_ttl", 2).unwrap_err().to_string();
+        assert!(
+            wider.starts_with("uc_ttl is not the 2-byte integer"),
+            "{wider}"
+        );
+        let bitfield = exact(member(2, Some((0, 9))), "hop_limit", 2).unwrap_err();
+        assert!(bitfield.to_string().contains("hop_limit"), "{bitfield}");
+    }
 }
