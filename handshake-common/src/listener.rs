@@ -78,6 +78,10 @@ impl Field {
 /// The members handshake reads, by struct. Offsets in the listener's structs count from
 /// the start of its `struct tcp_sock` (which begins with `inet_sock`, which begins with
 /// `sock`); those of `ipv6_pinfo` and `net` from the struct the pointer leads to.
+///
+/// The program reads most at the one width their type has from Linux 6.1 to 6.18 (the
+/// loader checks it); only `sk_userlocks`, `repflow` and `np_hop_limit`, bitfields on 6.1,
+/// are decoded from their `Field` at run time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelLayout {
