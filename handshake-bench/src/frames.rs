@@ -10,6 +10,9 @@ pub const LINUX_SYN_OPTIONS: [u8; 20] = [
     2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7,
 ];
 
+/// The only option of an MSS-only SYN-ACK: MSS 1460.
+pub const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
+
 /// What Windows puts in a SYN: MSS 1460, NOP, WS 8, NOP, NOP, SACK_PERM; no timestamps.
 pub const WINDOWS_SYN_OPTIONS: [u8; 12] = [2, 4, 0x05, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2];
 

@@ -1,7 +1,7 @@
 //! Microbenchmarks: ns per packet of each path through handshake's XDP program, timed by
 //! BPF_PROG_TEST_RUN in the lab's server namespace (where nginx listens on port 80),
-//! beside an XDP_PASS program and a program that only looks up the listener and calls the
-//! cookie helper. Every program is timed the same way: one run per call (repeat=1), since
+//! beside an XDP_PASS program, a program that only looks up the listener and calls the
+//! cookie helper, and one that also writes the least SYN-ACK and sends it. Every program is timed the same way: one run per call (repeat=1), since
 //! the kernel reuses one buffer across repeats and a rewritten SYN would be timed as its
 //! SYN-ACK; the paths are interleaved call by call and the median is kept, so that noise
 //! from the shared machine falls on all of them alike.
@@ -34,7 +34,7 @@ use handshake_common::{
 };
 
 use super::{
-    frames::{self, ACK, LINUX_SYN_OPTIONS, SYN, Segment, WINDOWS_SYN_OPTIONS},
+    frames::{self, ACK, LINUX_SYN_OPTIONS, MSS_OPTION, SYN, Segment, WINDOWS_SYN_OPTIONS},
     nginx::PORT,
 };
 
@@ -70,6 +70,10 @@ impl Selection {
 const HELPER_CALLS: &str = "helper_calls";
 const CLOCK_READS: &str = "clock_reads";
 const SUBPROGRAM_CALLS: &str = "subprogram_calls";
+/// The two floors (handshake-bench-ebpf's cookie_only.rs and cookie_answer.rs), which
+/// report.rs finds by these names.
+pub const COOKIE_ONLY: &str = "cookie_only";
+pub const COOKIE_ANSWER: &str = "cookie_answer";
 pub const CALLS_OF_HELPERS: &str = "32 helper calls (bpf_get_numa_node_id)";
 pub const CALLS_OF_CLOCK: &str = "32 bpf_ktime_get_ns calls";
 pub const CALLS_OF_SUBPROGRAMS: &str = "32 BPF-to-BPF calls";
@@ -117,7 +121,8 @@ struct Programs {
     limiting: Handshake,
     limiting_counting: Counting,
     pass: Ebpf,
-    cookie_only: Ebpf,
+    /// `cookie_only` and `cookie_answer`.
+    floors: Ebpf,
     /// `helper_calls`, `clock_reads` and `subprogram_calls`: what one call costs here.
     call_cost: Ebpf,
 }
@@ -164,10 +169,12 @@ fn load() -> anyhow::Result<Programs> {
     let limiting_counting = Counting::load(&limited)?;
     let mut pass = Ebpf::load(XDP_OBJECT)?;
     xdp(&mut pass, PASS_PROGRAM)?.load()?;
-    let mut cookie_only = Ebpf::load(FLOOD_OBJECT)?;
-    xdp(&mut cookie_only, "cookie_only")?
-        .load()
-        .context("the verifier rejected cookie_only")?;
+    let mut floors = Ebpf::load(FLOOD_OBJECT)?;
+    for name in [COOKIE_ONLY, COOKIE_ANSWER] {
+        xdp(&mut floors, name)?
+            .load()
+            .with_context(|| format!("the verifier rejected {name}"))?;
+    }
     let mut call_cost = Ebpf::load(FLOOD_OBJECT)?;
     for name in [HELPER_CALLS, CLOCK_READS, SUBPROGRAM_CALLS] {
         xdp(&mut call_cost, name)?
@@ -184,7 +191,7 @@ fn load() -> anyhow::Result<Programs> {
         limiting,
         limiting_counting,
         pass,
-        cookie_only,
+        floors,
         call_cost,
     })
 }
@@ -274,6 +281,7 @@ enum Which {
     Limiting,
     Pass,
     CookieOnly,
+    CookieAnswer,
     HelperCalls,
     ClockReads,
     SubprogramCalls,
@@ -282,12 +290,13 @@ enum Which {
 }
 
 impl Which {
-    /// What every path is measured against: XDP_PASS, the cookie helper alone, one call.
+    /// What every path is measured against: XDP_PASS, the two floors, one call.
     fn is_baseline(self) -> bool {
         matches!(
             self,
             Which::Pass
                 | Which::CookieOnly
+                | Which::CookieAnswer
                 | Which::HelperCalls
                 | Which::ClockReads
                 | Which::SubprogramCalls
@@ -333,7 +342,8 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
     );
     let mss_only_v4 = frames::tcp_v4(client, server, &mss_only);
     let mss_only_v6 = frames::tcp_v6(client6, server6, &mss_only);
-    let cookie = cookie_of(programs.handshake.program()?, &syn_v4)?;
+    let cookie = cookie_of(programs.handshake.program()?, &syn_v4, IPV4_LEN)?;
+    check_answers(&mut programs, &syn_v4, &syn_v6)?;
     let ack = |ack| {
         frames::tcp_v4(
             client,
@@ -367,14 +377,26 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
         ),
         (
             "cookie helper alone, IPv4 SYN",
-            "cookie_only",
+            COOKIE_ONLY,
             Which::CookieOnly,
             syn_v4.clone(),
         ),
         (
             "cookie helper alone, IPv6 SYN",
-            "cookie_only",
+            COOKIE_ONLY,
             Which::CookieOnly,
+            syn_v6.clone(),
+        ),
+        (
+            "cookie helper + fixed MSS-only SYN-ACK, IPv4",
+            COOKIE_ANSWER,
+            Which::CookieAnswer,
+            syn_v4.clone(),
+        ),
+        (
+            "cookie helper + fixed MSS-only SYN-ACK, IPv6",
+            COOKIE_ANSWER,
+            Which::CookieAnswer,
             syn_v6.clone(),
         ),
         (
@@ -504,7 +526,8 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
                 Which::Sampling => programs.sampling.program()?,
                 Which::Limiting => programs.limiting.program()?,
                 Which::Pass => xdp(&mut programs.pass, PASS_PROGRAM)?,
-                Which::CookieOnly => xdp(&mut programs.cookie_only, "cookie_only")?,
+                Which::CookieOnly => xdp(&mut programs.floors, COOKIE_ONLY)?,
+                Which::CookieAnswer => xdp(&mut programs.floors, COOKIE_ANSWER)?,
                 Which::HelperCalls => xdp(&mut programs.call_cost, HELPER_CALLS)?,
                 Which::ClockReads => xdp(&mut programs.call_cost, CLOCK_READS)?,
                 Which::SubprogramCalls => xdp(&mut programs.call_cost, SUBPROGRAM_CALLS)?,
@@ -543,13 +566,76 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
     Ok(timings)
 }
 
-/// The cookie in the SYN-ACK handshake makes of `syn`.
-fn cookie_of(program: &mut Xdp, syn: &[u8]) -> anyhow::Result<u32> {
-    let mut out = vec![0u8; syn.len() + 64];
-    program.test_run(TestRunOptions {
-        data_in: Some(syn),
+const IPV4_LEN: usize = 20;
+const IPV6_LEN: usize = 40;
+
+/// The cookie in the SYN-ACK handshake makes of `syn`, behind an IP header of `ip_len`.
+fn cookie_of(program: &mut Xdp, syn: &[u8], ip_len: usize) -> anyhow::Result<u32> {
+    let (_, out) = answer_of(program, syn)?;
+    let seq = 14 + ip_len + 4;
+    Ok(u32::from_be_bytes(out[seq..seq + 4].try_into()?))
+}
+
+/// What `program` returns for `frame`, and the frame it leaves.
+fn answer_of(program: &mut Xdp, frame: &[u8]) -> anyhow::Result<(u32, Vec<u8>)> {
+    let mut out = vec![0u8; frame.len() + 64];
+    let result = program.test_run(TestRunOptions {
+        data_in: Some(frame),
         data_out: Some(&mut out),
         ..TestRunOptions::new()
     })?;
-    Ok(u32::from_be_bytes(out[38..42].try_into()?))
+    out.truncate(result.data_size_out as usize);
+    Ok((result.return_value, out))
+}
+
+/// `cookie_answer` is a floor only if it does the work it claims: before it is timed, its
+/// answer to each SYN must be, byte for byte, the MSS-only SYN-ACK frames.rs builds with
+/// the cookie of handshake's own answer (taken before and after it, and taken again if a
+/// cookie minute turned in between).
+fn check_answers(programs: &mut Programs, syn_v4: &[u8], syn_v6: &[u8]) -> anyhow::Result<()> {
+    const XDP_TX: u32 = 3;
+    let expected = |ip_len, cookie| {
+        let reply = Segment {
+            source_port: PORT,
+            dest_port: CLIENT_PORT,
+            seq: cookie,
+            ack: CLIENT_SEQ + 1,
+            flags: SYN | ACK,
+            options: &MSS_OPTION,
+        };
+        let mut frame = if ip_len == IPV4_LEN {
+            frames::tcp_v4(SERVER_V4.octets(), CLIENT_V4.octets(), &reply)
+        } else {
+            frames::tcp_v6(SERVER_V6.octets(), CLIENT_V6.octets(), &reply)
+        };
+        // frames.rs addresses every frame to the server's MAC; the answer goes back.
+        let (to, from) = frame.split_at_mut(6);
+        to.swap_with_slice(&mut from[..6]);
+        frame
+    };
+    for (syn, ip_len) in [(syn_v4, IPV4_LEN), (syn_v6, IPV6_LEN)] {
+        let mut checked = false;
+        for _attempt in 0..2 {
+            let before = cookie_of(programs.handshake.program()?, syn, ip_len)?;
+            let answer = answer_of(xdp(&mut programs.floors, COOKIE_ANSWER)?, syn)?;
+            if cookie_of(programs.handshake.program()?, syn, ip_len)? != before {
+                continue;
+            }
+            let (action, left) = answer;
+            let frame = expected(ip_len, before);
+            if action != XDP_TX || left != frame {
+                return Err(anyhow!(
+                    "{COOKIE_ANSWER} returned {action} and left {left:02x?}, not XDP_TX (3) and \
+                     {frame:02x?}"
+                ));
+            }
+            checked = true;
+            break;
+        }
+        anyhow::ensure!(
+            checked,
+            "the cookie changed twice while {COOKIE_ANSWER} was checked"
+        );
+    }
+    Ok(())
 }

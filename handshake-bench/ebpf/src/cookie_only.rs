@@ -1,6 +1,7 @@
 //! `cookie_only`: what answering a SYN costs at the very least, the listener lookup and
 //! `bpf_tcp_gen_syncookie`, with no parsing beyond fixed offsets and no rewrite. The
-//! microbenchmarks time handshake's SYN path against it.
+//! microbenchmarks time handshake's SYN path against it (and `cookie_answer.rs` adds the
+//! least rewrite to it).
 //!
 //! It takes only what the benchmark sends: IPv4 without options or IPv6 without extension
 //! headers, and a TCP header of exactly 40 bytes (the options Linux puts in a SYN).
@@ -24,21 +25,23 @@ pub fn cookie_only(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     match unsafe { [(*eth)[12], (*eth)[13]] } {
-        [0x08, 0x00] => cookie::<20>(&ctx),
-        [0x86, 0xdd] => cookie::<40>(&ctx),
+        [0x08, 0x00] => {
+            cookie::<20>(&ctx);
+        }
+        [0x86, 0xdd] => {
+            cookie::<40>(&ctx);
+        }
         _ => {}
     }
     xdp_action::XDP_PASS
 }
 
+/// The cookie the kernel gives the SYN behind an IP header of `IP_LEN` bytes, if a
+/// listener takes it.
 #[inline(always)]
-fn cookie<const IP_LEN: usize>(ctx: &XdpContext) {
-    let Some(ip) = ptr_at::<[u8; IP_LEN]>(ctx, 14) else {
-        return;
-    };
-    let Some(th) = ptr_at::<[u8; TH_LEN]>(ctx, 14 + IP_LEN) else {
-        return;
-    };
+pub fn cookie<const IP_LEN: usize>(ctx: &XdpContext) -> Option<u32> {
+    let ip = ptr_at::<[u8; IP_LEN]>(ctx, 14)?;
+    let th = ptr_at::<[u8; TH_LEN]>(ctx, 14 + IP_LEN)?;
     let (ip_bytes, th_bytes) = unsafe { (&*ip, &*th) };
     // The tuple as handshake writes it (handshake-ebpf's listener.rs): whole 8-byte words,
     // the addresses (side by side in both IP headers) and then the ports, not zeroed
@@ -78,10 +81,10 @@ fn cookie<const IP_LEN: usize>(ctx: &XdpContext) {
         )
     };
     if sk.is_null() {
-        return;
+        return None;
     }
-    unsafe {
-        bpf_tcp_gen_syncookie(
+    let cookie = unsafe {
+        let cookie = bpf_tcp_gen_syncookie(
             sk as *mut c_void,
             ip as *mut c_void,
             IP_LEN as u32,
@@ -89,5 +92,7 @@ fn cookie<const IP_LEN: usize>(ctx: &XdpContext) {
             TH_LEN as u32,
         );
         bpf_sk_release(sk as *mut c_void);
-    }
+        cookie
+    };
+    (cookie >= 0).then_some(cookie as u32)
 }

@@ -5,6 +5,8 @@
 //! - `sink.rs`        `flood_sink`: counts and drops the SYN-ACKs that come back;
 //! - `cookie_only.rs` `cookie_only`: the listener lookup and cookie helper alone, the
 //!   floor the microbenchmarks compare handshake's SYN path against;
+//! - `cookie_answer.rs` `cookie_answer`: the same with the least SYN-ACK written and sent,
+//!   the floor of any program that answers;
 //! - `call_cost.rs`   `helper_calls`, `subprogram_calls`, `clock_reads`: what one call costs
 //!   on this host.
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -12,6 +14,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod call_cost;
+#[cfg(target_arch = "bpf")]
+mod cookie_answer;
 #[cfg(target_arch = "bpf")]
 mod cookie_only;
 #[cfg(target_arch = "bpf")]
