@@ -58,7 +58,7 @@ enum Task {
         /// Two offered rates and short steps: under two minutes.
         #[arg(long)]
         quick: bool,
-        /// Only the XDP microbenchmarks (ns, ratio to the cookie helper, calls per path).
+        /// Only the XDP microbenchmarks (ns, ratios to the two floors, calls per path).
         #[arg(long)]
         micro: bool,
         /// Only the microbenchmark paths whose names hold TEXT (repeatable).
