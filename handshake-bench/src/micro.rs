@@ -554,7 +554,13 @@ fn measure(selection: &Selection, established_port: u16) -> anyhow::Result<Vec<T
             Which::Sampling => Some(programs.sampling_counting.calls_of(&frame)?),
             Which::Limiting => Some(programs.limiting_counting.calls_of(&frame)?),
             // The baselines are not handshake, and the other build has no counting build.
-            _ => None,
+            Which::Pass
+            | Which::CookieOnly
+            | Which::CookieAnswer
+            | Which::HelperCalls
+            | Which::ClockReads
+            | Which::SubprogramCalls
+            | Which::Against => None,
         };
         timings.push(Timing {
             path,
