@@ -4,6 +4,8 @@
 //! changes.
 #![no_std]
 
+pub mod syn_ack_headers;
+
 use aya_ebpf::programs::XdpContext;
 
 /// A pointer to a `T` at `offset` in the frame, once the verifier can see it fits.

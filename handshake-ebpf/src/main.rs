@@ -3,7 +3,8 @@
 //! - `headers.rs`  finds Ethernet, IPv4/IPv6 and TCP and checks every length;
 //! - `syn.rs`      answers a SYN to a protected port with the kernel's own cookie;
 //! - `checksum.rs` verifies a SYN's checksums before it is answered;
-//! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK;
+//! - `syn_ack.rs`  rewrites that SYN in place into the SYN-ACK
+//!   (its header writers are the library's `syn_ack_headers.rs`, shared with the benchmark);
 //! - `syn_options.rs` reads the SYN's options (timestamps, and those only the kernel answers);
 //! - `ack.rs`      checks the cookie of a third-packet ACK, dropping forgeries;
 //! - `vlan.rs`     lifts VLAN tags out for the handling and puts them back;

@@ -1,8 +1,8 @@
 //! `cookie_answer`: what answering a SYN costs at the very least once the answer is
 //! written: `cookie_only`'s lookup and cookie, then the SYN turned in place into an
-//! MSS-only SYN-ACK (MACs, addresses and ports swapped, fresh IP header, the TCP header
-//! written by handshake's own `SynAck::write`, both checksums by its own sums, the tail
-//! cut) and sent back. Its MSS and window are fixed: no listener settings, no checks of the
+//! MSS-only SYN-ACK by handshake's own header writers (MACs, addresses and ports swapped,
+//! fresh IP and TCP headers and checksums; handshake-ebpf's syn_ack_headers.rs), the tail
+//! cut, and sent back. Its MSS and window are fixed: no listener settings, no checks of the
 //! SYN, no counters. So the gap between it and `cookie_only` is what writing an answer
 //! costs on this host, which handshake's SYN path pays as well; the microbenchmarks show
 //! both floors.
@@ -15,10 +15,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use handshake_common::{
-    checksum::{add_wide, ipv4_header_field, tcp_field},
+    checksum::add_wide,
     syn_ack::{Layout, MSS_ONLY_LEN, SynAck},
-    tcp::IPPROTO_TCP,
 };
+use handshake_ebpf::syn_ack_headers::{swap_macs, write_ipv4, write_ipv6, write_tcp};
 
 use crate::{cookie_only::cookie, program::ptr_at};
 
@@ -75,37 +75,14 @@ fn answer<const IP_LEN: usize>(ctx: &XdpContext) -> Option<()> {
     if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return None;
     }
+    // handshake's own writers (handshake-ebpf's syn_ack_headers.rs), with this floor's
+    // fixed TOS 0, TTL and no flow label.
     if IP_LEN == 20 {
-        let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, ETH_LEN)? };
-        let [len_high, len_low] = ((20 + MSS_ONLY_LEN) as u16).to_be_bytes();
-        let words = [
-            [0x45, 0, len_high, len_low],
-            [0, 0, 0x40, 0],
-            [TTL, IPPROTO_TCP, 0, 0],
-        ];
-        let sum = ipv4_header_field(addresses, words);
-        let (client, server) = (
-            [ip[12], ip[13], ip[14], ip[15]],
-            [ip[16], ip[17], ip[18], ip[19]],
-        );
-        ip[0..4].copy_from_slice(&words[0]);
-        ip[4..8].copy_from_slice(&words[1]);
-        ip[8..10].copy_from_slice(&[TTL, IPPROTO_TCP]);
-        ip[10..12].copy_from_slice(&sum);
-        ip[12..16].copy_from_slice(&server);
-        ip[16..20].copy_from_slice(&client);
+        write_ipv4::<ETH_LEN>(ctx, MSS_ONLY_LEN, 0, TTL, addresses).ok()?;
     } else {
-        // As eight-byte words: version to hop limit, then two per address.
-        let ip = unsafe { &mut *ptr_at::<[u64; 5]>(ctx, ETH_LEN)? };
-        let [len_high, len_low] = (MSS_ONLY_LEN as u16).to_be_bytes();
-        let first = [0x60, 0, 0, 0, len_high, len_low, IPPROTO_TCP, TTL];
-        *ip = [u64::from_ne_bytes(first), ip[3], ip[4], ip[1], ip[2]];
+        write_ipv6::<ETH_LEN>(ctx, MSS_ONLY_LEN, [0x60, 0, 0, 0], TTL).ok()?;
     }
-    let tcp = unsafe { &mut *ptr_at::<[u8; MSS_ONLY_LEN]>(ctx, ETH_LEN + IP_LEN)? };
-    header.write(tcp);
-    let sum = tcp_field(addresses, MSS_ONLY_LEN, tcp);
-    tcp[16..18].copy_from_slice(&sum);
-    let eth = unsafe { &mut *ptr_at::<[[u8; 6]; 2]>(ctx, 0)? };
-    *eth = [eth[1], eth[0]];
+    write_tcp::<ETH_LEN, IP_LEN>(ctx, &header, addresses).ok()?;
+    swap_macs(ctx).ok()?;
     Some(())
 }
